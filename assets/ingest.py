@@ -1,0 +1,67 @@
+"""Landing files (the graph's roots) and the reference tables read from them."""
+
+import dagster as dg
+
+from assets.common import CODE_VERSION, OWNERS
+from outcomes.ingest import read_reference
+from outcomes.schema import REFERENCE, SOURCES, reference_table
+from outcomes.validate import check_reference
+from pipelines.partitions import yearly
+from pipelines.resources import OutcomesConfig, written
+
+_WHERE = {
+    "spells": "public/<agency_id>/spells_YYYY",
+    "wages": "public/<agency_id>/wages_YYYY",
+    "services": "nonprofit/<partner_id>/services_YYYY",
+    "client_surveys": "nonprofit/<partner_id>/surveys_YYYY",
+    "partnership_surveys": "partnership_surveys/surveys_YYYY",
+}
+
+landing = {
+    name: dg.AssetSpec(
+        key=f"landing_{name}",
+        description=f"Partner deliveries in the landing zone: {_WHERE[name]}.csv|parquet|xlsx "
+        "(a mapping.yaml beside them translates a partner's own format).",
+        group_name="landing",
+        partitions_def=yearly,
+        owners=OWNERS,
+        kinds={"csv", "parquet", "xlsx"},
+    )
+    for name in SOURCES
+}
+landing_reference = dg.AssetSpec(
+    key="landing_reference",
+    description="reference/counties.csv, population.csv and partnerships.csv in the landing zone.",
+    group_name="landing",
+    owners=OWNERS,
+    kinds={"csv"},
+)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=name,
+            deps=[landing_reference],
+            description=reference_table(name).description,
+            group_name="reference",
+            owners=OWNERS,
+            kinds={"polars", "parquet"},
+            code_version=CODE_VERSION,
+        )
+        for name in REFERENCE
+    ]
+)
+def reference(outcomes: OutcomesConfig):
+    """Counties, population and partnerships, checked against their suites as a whole."""
+    s, wh = outcomes.settings, outcomes.warehouse
+    counties = read_reference(s.landing_dir, "counties")
+    check_reference("counties", counties, {}, "reference/counties.csv")
+    params = {"county_fips": counties.get_column("county_fips").to_list()}
+    frames = {"counties": counties}
+    for name in ("population", "partnerships"):
+        frames[name] = read_reference(s.landing_dir, name)
+        check_reference(name, frames[name], params, f"reference/{name}.csv")
+    for name, df in frames.items():
+        table = reference_table(name)
+        yield written(table, df.height, wh.write(table, df))

@@ -1,0 +1,75 @@
+"""Integration: linked, pseudonymised tables, with every key resolved to its survivor."""
+
+import dagster as dg
+import polars as pl
+
+from assets.common import CODE_VERSION, OWNERS, partition_year
+from assets.link import resolved_links, staged_up_to
+from outcomes.integrate import ANALYTIC_OF, linked_spells, linked_surveys, quarterly_wages
+from outcomes.schema import (
+    LINKED_SPELLS,
+    LINKED_SURVEYS,
+    PERSON_KEY_MERGES,
+    QUARTERLY_WAGES,
+    RECORD_LINKS,
+    SOURCES,
+    Table,
+    staged_table,
+)
+from pipelines.partitions import yearly, years_up_to
+from pipelines.resources import OutcomesConfig, written
+
+_ALL_MERGES = dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=dg.AllPartitionMapping())
+_UPSTREAM = {
+    LINKED_SPELLS.name: ["staged_spells", "staged_services", RECORD_LINKS.name],
+    QUARTERLY_WAGES.name: ["staged_wages", RECORD_LINKS.name],
+    LINKED_SURVEYS.name: [
+        "staged_client_surveys",
+        dg.AssetDep("staged_services", partition_mapping=years_up_to()),
+        dg.AssetDep(RECORD_LINKS.name, partition_mapping=years_up_to()),
+    ],
+}
+
+
+def _spec(table: Table, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=table.name,
+        description=table.description,
+        deps=deps,
+        group_name="integrate",
+        owners=OWNERS,
+        kinds={"polars", "parquet"},
+        code_version=CODE_VERSION,
+    )
+
+
+_SPECS = [
+    *(_spec(t, [*_UPSTREAM[t.name], _ALL_MERGES]) for t in (LINKED_SPELLS, QUARTERLY_WAGES)),
+    _spec(LINKED_SURVEYS, [*_UPSTREAM[LINKED_SURVEYS.name], _ALL_MERGES]),
+    *(_spec(a, [linked]) for linked, a in ANALYTIC_OF.items()),
+]
+
+
+@dg.multi_asset(specs=_SPECS, partitions_def=yearly)
+def integration(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
+    """Staged rows + resolved person keys; analytic tables drop every source id."""
+    year = partition_year(context)
+    wh = outcomes.warehouse
+
+    def staged(name: str) -> pl.DataFrame:
+        return wh.read(staged_table(SOURCES[name]), [year])
+
+    links = resolved_links(wh, range(0, year + 1))  # through every year's merges
+    tables = {
+        LINKED_SPELLS.name: linked_spells(staged("spells"), staged("services"), links),
+        QUARTERLY_WAGES.name: quarterly_wages(staged("wages"), links),
+        LINKED_SURVEYS.name: linked_surveys(
+            staged("client_surveys"), staged_up_to(wh, "services", year).collect(), links
+        ),
+    }
+    for table in (LINKED_SPELLS, QUARTERLY_WAGES, LINKED_SURVEYS):
+        df = tables[table.name]
+        yield written(table, df.height, wh.write(table, df, year))
+        if table.name in ANALYTIC_OF:
+            public = ANALYTIC_OF[table.name]
+            yield written(public, df.height, wh.write(public, df, year))

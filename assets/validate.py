@@ -1,0 +1,196 @@
+"""Staging: every landing file of a year read, typed and checked; bad rows to quarantine."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+
+from assets.common import CODE_VERSION, OWNERS, partition_year
+from assets.ingest import landing
+from outcomes.ingest import LandingError, LandingFile, discover, read_text
+from outcomes.schema import (
+    LOAD_LEDGER,
+    QUARANTINE,
+    SOURCES,
+    Source,
+    empty,
+    ledger_part,
+    quarantine_part,
+    reference_table,
+    staged_table,
+)
+from outcomes.validate import (
+    QuarantineThresholdError,
+    StagedFile,
+    check_threshold,
+    stage_text,
+)
+from outcomes.warehouse import Warehouse
+from pipelines.partitions import yearly, years_up_to
+from pipelines.resources import OutcomesConfig, written
+
+
+def suite_parameters(source: Source, year: int, wh: Warehouse, org_id: str) -> dict:
+    """The values the suites refer to as $PARAMETER for one file."""
+    params: dict = {
+        "today": date.today().isoformat(),
+        "year": year,
+        "year_start": f"{year}-01-01",
+        "year_end": f"{year}-12-31",
+        "county_fips": wh.read(reference_table("counties")).get_column("county_fips").to_list(),
+    }
+    if source.name == "partnership_surveys":
+        params["partnership_ids"] = (
+            wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
+        )
+    if source.name == "client_surveys":
+        services = staged_table(SOURCES["services"])
+        known = wh.scan(services, range(0, year + 1)).filter(pl.col("org_id") == org_id)
+        params["known_clients"] = known.select("client_id").unique().collect().to_series().to_list()
+    return params
+
+
+def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> dict:
+    """A file's ledger entry; re-loading the same bytes keeps its first loaded_at."""
+    sha = f.sha256()
+    before = previous.filter((pl.col("file") == f.relative) & (pl.col("file_sha256") == sha))
+    loaded_at = before["loaded_at"][0] if before.height else datetime.now(UTC)
+    return {
+        "source": f.source.name, "org_id": f.org_id, "year": f.year, "file": f.relative,
+        "file_sha256": sha, "rows_read": result.rows_read,
+        "rows_staged": result.staged.height, "rows_quarantined": result.rows_quarantined,
+        "duplicates_collapsed": result.duplicates_collapsed,
+        "invalid_ssn": result.invalid_ssn, "loaded_at": loaded_at,
+    }  # fmt: skip
+
+
+def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str, int]:
+    """Stage every file of one source and year; all or nothing for the partition."""
+    s, wh = outcomes.settings, outcomes.warehouse
+    files = [f for f in discover(s.landing_dir) if f.source is source and f.year == year]
+    results, errors = [], []
+    for f in files:
+        try:
+            mapping = f.mapping()
+            text, native = read_text(f, mapping)
+            result = stage_text(
+                text, source, org_id=f.org_id, file=f.relative,
+                params=suite_parameters(source, year, wh, f.org_id),
+                date_format=mapping.date_format, native_dates=native,
+            )  # fmt: skip
+            check_threshold(result, f.relative, s.max_quarantine_share)
+            results.append((f, result))
+        except (LandingError, QuarantineThresholdError) as e:
+            errors.append(str(e))
+    if errors:
+        raise dg.Failure(
+            description=f"{source.name} {year}: " + "; ".join(errors),
+            metadata={"files_failed": len(errors)},
+        )
+    table = staged_table(source)
+    staged = pl.concat([r.staged for _, r in results], how="vertical_relaxed") if results else None
+    staged = empty(table) if staged is None else staged.with_columns(pl.lit(year).alias("year"))
+    previous_ledger = wh.read(ledger_part(source), [year])
+    ledger = pl.DataFrame(
+        [ledger_row(f, r, previous_ledger) for f, r in results], schema=LOAD_LEDGER.schema
+    )
+    quarantine = (
+        pl.concat([r.quarantine for _, r in results], how="vertical_relaxed").with_columns(
+            pl.lit(year).alias("year")
+        )
+        if results
+        else empty(QUARANTINE)
+    )
+    wh.write(quarantine_part(source), quarantine, year)
+    wh.write(ledger_part(source), ledger, year)
+    path = wh.write(table, staged, year)
+    return {
+        "rows": staged.height,
+        "path": str(path),
+        "files": len(files),
+        "rows_quarantined": quarantine.height,
+        "duplicates_collapsed": int(ledger["duplicates_collapsed"].sum()),
+    }
+
+
+def _deps(source: Source) -> list:
+    deps: list = [landing[source.name], "counties"]
+    if source.name == "client_surveys":  # a response's client must be known to the partner
+        deps.append(dg.AssetDep("staged_services", partition_mapping=years_up_to()))
+    if source.name == "partnership_surveys":
+        deps.append("partnerships")
+    return deps
+
+
+def staged_asset(source: Source) -> dg.AssetsDefinition:
+    table = staged_table(source)
+
+    @dg.asset(
+        name=table.name,
+        deps=_deps(source),
+        partitions_def=yearly,
+        group_name="validate",
+        description=table.description
+        + " Rows that break the suite go to quarantine; the file fails over the threshold.",
+        owners=OWNERS,
+        kinds={"polars", "parquet"},
+        code_version=CODE_VERSION,
+    )
+    def _staged(
+        context: dg.AssetExecutionContext, outcomes: OutcomesConfig
+    ) -> dg.MaterializeResult:
+        year = partition_year(context)
+        stats = stage_year(source, year, outcomes)
+        context.log.info(
+            f"{source.name} {year}: {stats['files']} files, {stats['rows']} rows staged, "
+            f"{stats['rows_quarantined']} quarantined"
+        )
+        return written(
+            table, stats["rows"], stats["path"], files=stats["files"],
+            rows_quarantined=stats["rows_quarantined"],
+            duplicates_collapsed=stats["duplicates_collapsed"],
+        )  # fmt: skip
+
+    return _staged
+
+
+staged_assets = [staged_asset(s) for s in SOURCES.values()]
+_STAGED_DEPS = [a.key for a in staged_assets]
+
+
+def _combine_parts(table, part, year: int, wh: Warehouse) -> tuple[int, str]:
+    df = pl.concat([wh.read(part(s), [year]) for s in SOURCES.values()], how="vertical_relaxed")
+    path = wh.write(table, df, year)
+    return df.height, str(path)
+
+
+@dg.asset(
+    deps=_STAGED_DEPS,
+    partitions_def=yearly,
+    group_name="validate",
+    description=QUARANTINE.description + " Restricted: it holds the raw values.",
+    owners=OWNERS,
+    kinds={"polars", "parquet"},
+    code_version=CODE_VERSION,
+)
+def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> dg.MaterializeResult:
+    year = partition_year(context)
+    rows, path = _combine_parts(QUARANTINE, quarantine_part, year, outcomes.warehouse)
+    return written(QUARANTINE, rows, path)
+
+
+@dg.asset(
+    deps=_STAGED_DEPS,
+    partitions_def=yearly,
+    group_name="validate",
+    description=LOAD_LEDGER.description,
+    owners=OWNERS,
+    kinds={"polars", "parquet"},
+    code_version=CODE_VERSION,
+)
+def load_ledger(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig
+) -> dg.MaterializeResult:
+    year = partition_year(context)
+    rows, path = _combine_parts(LOAD_LEDGER, ledger_part, year, outcomes.warehouse)
+    return written(LOAD_LEDGER, rows, path)

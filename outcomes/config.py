@@ -1,0 +1,62 @@
+"""Every setting in one place: paths and secrets from the environment, policy defaults.
+
+Dagster resources (pipelines/resources.py) and the command line both build a
+`Settings`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The demo's linkage key. Anyone with this code can recompute demo person keys,
+# so `outcomes run` warns whenever it falls back to it.
+DEMO_LINKAGE_KEY = "outcomes-demo-key-not-secret"
+
+ENV_LANDING_DIR = "OUTCOMES_LANDING_DIR"
+ENV_WAREHOUSE_DIR = "OUTCOMES_WAREHOUSE_DIR"
+ENV_LINKAGE_KEY = "OUTCOMES_LINKAGE_KEY"
+ENV_MAX_QUARANTINE_SHARE = "OUTCOMES_MAX_QUARANTINE_SHARE"
+ENV_MIN_CELL = "OUTCOMES_MIN_CELL"
+
+# Yearly partitions span this range; a landing file outside it is refused by name.
+FIRST_PARTITION_YEAR = 2000
+
+DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # contract section 2
+DEFAULT_MIN_CELL = 11  # contract section 4: cells below this are suppressed
+PARQUET_COMPRESSION = "zstd"
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing_dir: Path
+    warehouse_dir: Path
+    linkage_key: str = DEMO_LINKAGE_KEY
+    max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
+    min_cell: int = DEFAULT_MIN_CELL
+
+    @property
+    def uses_demo_key(self) -> bool:
+        return self.linkage_key == DEMO_LINKAGE_KEY
+
+    @classmethod
+    def from_env(
+        cls, landing_dir: Path | str | None = None, warehouse_dir: Path | str | None = None
+    ) -> Settings:
+        landing = landing_dir or os.environ.get(ENV_LANDING_DIR)
+        warehouse = warehouse_dir or os.environ.get(ENV_WAREHOUSE_DIR)
+        if not landing or not warehouse:
+            raise ValueError(
+                f"set the landing and warehouse folders ({ENV_LANDING_DIR}, {ENV_WAREHOUSE_DIR} "
+                "or --landing-dir, --warehouse-dir)"
+            )
+        return cls(
+            landing_dir=Path(landing).resolve(),
+            warehouse_dir=Path(warehouse).resolve(),
+            linkage_key=os.environ.get(ENV_LINKAGE_KEY) or DEMO_LINKAGE_KEY,
+            max_quarantine_share=float(
+                os.environ.get(ENV_MAX_QUARANTINE_SHARE, DEFAULT_MAX_QUARANTINE_SHARE)
+            ),
+            min_cell=int(os.environ.get(ENV_MIN_CELL, DEFAULT_MIN_CELL)),
+        )

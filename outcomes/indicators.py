@@ -1,0 +1,504 @@
+"""Outcome indicators of contract section 4 as pure Polars transforms (no Dagster, no I/O).
+
+An indicator is one `Indicator` entry in `REGISTRY` plus one *units* function. The
+units function turns the linked inputs of a year into one row per counted unit,
+already placed in its single county:
+
+- proportions: one row per denominator person, `hit` = the person is in the numerator,
+  with `sex` and `birth_year` of the record that put the person in the denominator;
+- rates: one row per numerator unit (a person or, for foster care, a spell); the
+  denominator is the reference population of the age groups the entry names.
+
+Everything else (the county grid, zero rows, the ALL row, group breakdowns, the
+provisional flag, values, intervals and suppression) is generic, so adding an
+indicator is adding one entry and its units function.
+
+Choices where the contract is silent:
+
+- Units in a county not listed in `counties` are left out everywhere, so that ALL
+  stays exactly the sum of the published county rows.
+- Rate denominators use the population of exactly year y; a county without a
+  population row for y has denominator 0 (value null, numerator shown as 0).
+- employment_q2_after_exit is provisional when the wages of y OR y+1 are not loaded
+  (Q1/Q2 exits look at quarters of y itself); tanf_return_12m when the spells of y+1
+  are not loaded; the other indicators are never provisional.
+- housing_stability_12m has no person record with sex or birth year, so its groups
+  always use the fallback (the person's most frequent value across their spells).
+- Group values: F, M, X, U and the five age bands always, plus any other value found
+  for that indicator-year (e.g. UNKNOWN), each with a row for every county plus ALL.
+- Age is y - birth_year; an age below 0 (born after y) falls in 0-17.
+- Rows are sorted by indicator_id, year, (group_by, group_value,) county_fips with
+  ALL last. The unsuppressed panel holds county rows only (ALL is not a unit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from outcomes import schema, stats
+
+Kind = Literal["proportion", "rate"]
+Frame = pl.DataFrame | pl.LazyFrame
+ALL = schema.ALL_COUNTIES
+UNKNOWN = "UNKNOWN"
+GROUPS: dict[str, tuple[str, ...]] = {"sex": schema.SEXES, "age_band": schema.AGE_BANDS}
+REACH_PROGRAMS = ("SNAP", "TANF", "MEDICAID")
+RETURN_WINDOW_DAYS = (1, 365)
+
+UNIT_SCHEMA = {
+    "person_key": pl.String(), "county_fips": pl.String(), "hit": pl.Boolean(),
+    "sex": pl.String(), "birth_year": pl.Int64(),
+}
+CELL_SCHEMA = {
+    "indicator_id": pl.String(), "year": pl.Int64(), "county_fips": pl.String(),
+    "numerator": pl.Int64(), "denominator": pl.Int64(), "provisional": pl.Boolean(),
+}
+GROUP_CELL_SCHEMA = {**CELL_SCHEMA, "group_by": pl.String(), "group_value": pl.String()}
+
+
+@dataclass(frozen=True)
+class LoadedYears:
+    """Which years are loaded per source: what makes an indicator-year provisional."""
+
+    spells: frozenset[int] = frozenset()
+    services: frozenset[int] = frozenset()
+    wages: frozenset[int] = frozenset()
+    client_surveys: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The linked inputs of every indicator, lazily, as units functions consume them."""
+
+    spells: pl.LazyFrame
+    wages: pl.LazyFrame
+    surveys: pl.LazyFrame
+    population: pl.LazyFrame
+    counties: pl.LazyFrame  # one column county_fips, unique
+    loaded: LoadedYears
+
+    @classmethod
+    def of(cls, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
+           counties: Iterable[str] | Frame, loaded: LoadedYears) -> Inputs:
+        """Accept eager or lazy frames and any list of counties: callers differ."""
+        return cls(spells.lazy(), wages.lazy(), surveys.lazy(), population.lazy(),
+                   _county_frame(counties), loaded)
+
+
+Units = Callable[[Inputs, int], pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """Declarative spec of one published indicator (contract section 4)."""
+
+    indicator_id: str
+    kind: Kind
+    description: str  # one line, in users' words
+    units: Units  # (inputs, year) -> rows of UNIT_SCHEMA, see the module docstring
+    multiplier: float = 1.0
+    by_group: bool = False  # breakdowns by sex and age band: proportions only
+    population_ages: tuple[str, ...] = ()  # rates: age groups of the denominator
+    provisional_if_missing: tuple[tuple[str, int], ...] = ()  # (LoadedYears field, y offset)
+
+    def __post_init__(self) -> None:
+        """Reject specs the generic code cannot honour, at import time."""
+        if self.kind == "rate" and (self.by_group or not self.population_ages):
+            raise ValueError(f"{self.indicator_id}: a rate needs population_ages, no groups")
+        if self.kind == "proportion" and self.population_ages:
+            raise ValueError(f"{self.indicator_id}: a proportion has no population")
+
+    def provisional(self, loaded: LoadedYears, year: int) -> bool:
+        """True while data the definition needs for `year` is not loaded yet."""
+        return any(year + k not in getattr(loaded, src) for src, k in self.provisional_if_missing)
+
+
+# ---------------------------------------------------------------- shared terms
+
+
+def _county_frame(counties: Iterable[str] | Frame) -> pl.LazyFrame:
+    """Every county of reference/counties.csv, once, as a one-column frame."""
+    if isinstance(counties, pl.DataFrame | pl.LazyFrame):
+        frame = counties.lazy().select(pl.col("county_fips").cast(pl.String()))
+    else:
+        frame = pl.LazyFrame({"county_fips": list(counties)}, schema={"county_fips": pl.String()})
+    return frame.filter(pl.col("county_fips") != ALL).unique()
+
+
+def active_in(year: int) -> pl.Expr:
+    """Starts on or before 31 Dec y and has no end or ends on or after 1 Jan y."""
+    return (pl.col("start_date") <= dt.date(year, 12, 31)) & (
+        pl.col("end_date").is_null() | (pl.col("end_date") >= dt.date(year, 1, 1))
+    )
+
+
+def _spells(inp: Inputs, sector: str, *programs: str) -> pl.LazyFrame:
+    """Spells of one sector and programs: public spells or nonprofit enrollments."""
+    return inp.spells.filter(pl.col("sector") == sector, pl.col("program").is_in(programs))
+
+
+def latest_per_person(frame: pl.LazyFrame, date: str, tie: str = "record_id") -> pl.LazyFrame:
+    """One row per person: the latest `date`, ties to the smallest `tie` (county rule)."""
+    order = pl.all().sort_by([date, tie], descending=[True, False], nulls_last=True)
+    return frame.group_by("person_key").agg(order.first())
+
+
+def _flag(persons: pl.LazyFrame, hits: pl.LazyFrame) -> pl.LazyFrame:
+    """`hit` = the person appears in `hits` (a frame of person_key, maybe repeated)."""
+    hits = hits.select("person_key").unique().with_columns(hit=pl.lit(True))
+    joined = persons.join(hits, on="person_key", how="left")
+    return joined.with_columns(pl.col("hit").fill_null(False))
+
+
+def _units(
+    frame: pl.LazyFrame, hit: pl.Expr | bool = True, demographics: bool = True
+) -> pl.LazyFrame:
+    """Project onto UNIT_SCHEMA; frames without sex/birth_year get nulls (fallback later)."""
+    hit = hit if isinstance(hit, pl.Expr) else pl.lit(hit)
+    cols = [pl.col("person_key"), pl.col("county_fips"), hit.alias("hit")]
+    if demographics:
+        cols += [pl.col("sex"), pl.col("birth_year")]
+    else:
+        cols += [pl.lit(None).alias("sex"), pl.lit(None).alias("birth_year")]
+    return frame.select(cols).cast(UNIT_SCHEMA)
+
+
+# ---------------------------------------------------------------- units per indicator
+
+
+def cross_sector_reach(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Persons on SNAP, TANF or MEDICAID in y; hit = also in a nonprofit program in y."""
+    public = _spells(inp, "PUBLIC", *REACH_PROGRAMS).filter(active_in(year))
+    nonprofit = inp.spells.filter(pl.col("sector") == "NONPROFIT", active_in(year))
+    persons = _flag(latest_per_person(public, "start_date"), nonprofit)
+    return _units(persons, pl.col("hit"))
+
+
+def foster_care_entries(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Foster care spells starting in y: spells, not persons (a child may enter twice)."""
+    entries = _spells(inp, "PUBLIC", "FOSTER_CARE")
+    return _units(entries.filter(pl.col("start_date").dt.year() == year))
+
+
+def snap_participants(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Persons with a SNAP spell active in y, in the county of their latest start."""
+    snap = _spells(inp, "PUBLIC", "SNAP").filter(active_in(year))
+    return _units(latest_per_person(snap, "start_date"))
+
+
+def _quarter_after(date: str, quarters: int) -> tuple[pl.Expr, pl.Expr]:
+    """(year, quarter) `quarters` calendar quarters after the quarter of `date`."""
+    index = pl.col(date).dt.year().cast(pl.Int64) * 4 + pl.col(date).dt.quarter() - 1 + quarters
+    return (index // 4).alias("target_year"), (index % 4 + 1).alias("target_quarter")
+
+
+def employment_after_exit(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Persons leaving workforce programs in y; hit = paid in the 2nd quarter after exit."""
+    exits = _spells(inp, "NONPROFIT", "WORKFORCE").filter(pl.col("end_date").dt.year() == year)
+    persons = latest_per_person(exits, "end_date").with_columns(*_quarter_after("end_date", 2))
+    paid = (
+        inp.wages.group_by("person_key", "year", "quarter")
+        .agg(pl.col("wages").sum())
+        .filter(pl.col("wages") > 0)
+        .select("person_key", target_year="year", target_quarter="quarter", hit=pl.lit(True))
+    )
+    keys = ["person_key", "target_year", "target_quarter"]
+    joined = persons.join(paid.cast({"target_year": pl.Int64, "target_quarter": pl.Int64}),
+                          on=keys, how="left")
+    return _units(joined, pl.col("hit").fill_null(False))
+
+
+def tanf_returns(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Persons whose TANF ended in y; hit = a new TANF spell 1-365 days after that end."""
+    tanf = _spells(inp, "PUBLIC", "TANF")
+    ends = latest_per_person(tanf.filter(pl.col("end_date").dt.year() == year), "end_date")
+    gap = (pl.col("start_date") - pl.col("end_date")).dt.total_days()
+    returns = (
+        ends.select("person_key", "end_date")
+        .join(tanf.select("person_key", "start_date"), on="person_key")
+        .filter(gap.is_between(*RETURN_WINDOW_DAYS))
+    )
+    return _units(_flag(ends, returns), pl.col("hit"))
+
+
+def housing_stability(inp: Inputs, year: int) -> pl.LazyFrame:
+    """Persons answering housing at 12-month follow-up in y; hit = stably housed."""
+    answered = inp.surveys.filter(
+        pl.col("wave") == "FOLLOWUP_12M",
+        pl.col("survey_date").dt.year() == year,
+        pl.col("housing_stable").is_not_null(),
+    )
+    latest = latest_per_person(answered, "survey_date", tie="response_id")
+    return _units(latest, pl.col("housing_stable"), demographics=False)
+
+
+REGISTRY: dict[str, Indicator] = {
+    i.indicator_id: i
+    for i in (
+        Indicator(
+            "cross_sector_reach", "proportion",
+            "Share of people on SNAP, TANF or Medicaid who were also served by a nonprofit.",
+            cross_sector_reach, by_group=True,
+        ),
+        Indicator(
+            "foster_care_entry_rate", "rate",
+            "Children entering foster care per 1,000 children.",
+            foster_care_entries, multiplier=1000.0, population_ages=("0-17",),
+        ),
+        Indicator(
+            "snap_participation_per_1000", "rate",
+            "People receiving SNAP per 1,000 residents.",
+            snap_participants, multiplier=1000.0, population_ages=schema.AGE_GROUPS,
+        ),
+        Indicator(
+            "employment_q2_after_exit", "proportion",
+            "Share of people leaving a workforce program who had earnings two quarters later.",
+            employment_after_exit, by_group=True,
+            provisional_if_missing=(("wages", 0), ("wages", 1)),
+        ),
+        Indicator(
+            "tanf_return_12m", "proportion",
+            "Share of people leaving TANF who were back on TANF within a year.",
+            tanf_returns, by_group=True, provisional_if_missing=(("spells", 1),),
+        ),
+        Indicator(
+            "housing_stability_12m", "proportion",
+            "Share of clients stably housed a year after starting services.",
+            housing_stability, by_group=True,
+        ),
+    )
+}
+
+
+# ---------------------------------------------------------------- cells
+
+
+def _population(inp: Inputs, year: int, ages: tuple[str, ...]) -> pl.LazyFrame:
+    """Reference population of year y and the given age groups, per county."""
+    pop = inp.population.filter(pl.col("year") == year, pl.col("age_group").is_in(ages))
+    return pop.group_by("county_fips").agg(pl.col("population").sum().alias("denominator"))
+
+
+def _tally(grid: pl.LazyFrame, units: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Numerator and denominator per grid cell; cells without units get zeros."""
+    counts = units.group_by("county_fips", *keys).agg(
+        numerator=pl.col("hit").sum().cast(pl.Int64), denominator=pl.len().cast(pl.Int64)
+    )
+    joined = grid.join(counts, on=["county_fips", *keys], how="left")
+    return joined.with_columns(pl.col("numerator", "denominator").fill_null(0))
+
+
+def _with_all(cells: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Append the ALL row(s): the sum of the county rows, so ALL = sum by construction."""
+    total = cells.group_by(keys).agg(pl.col("numerator", "denominator").sum())
+    total = total.with_columns(county_fips=pl.lit(ALL))
+    return pl.concat([cells, total], how="diagonal")
+
+
+def _finish(ind: Indicator, cells: pl.LazyFrame, inp: Inputs, year: int, schema_):
+    """Label an indicator's cells, cast them to the cell schema."""
+    return cells.with_columns(
+        indicator_id=pl.lit(ind.indicator_id), year=pl.lit(year),
+        provisional=pl.lit(ind.provisional(inp.loaded, year)),
+    ).select(list(schema_)).cast(schema_)
+
+
+def _county_cells(ind: Indicator, inp: Inputs, year: int) -> pl.LazyFrame:
+    """One row per county plus ALL for one indicator and year."""
+    cells = _tally(inp.counties, ind.units(inp, year), [])
+    if ind.kind == "rate":
+        population = _population(inp, year, ind.population_ages)
+        cells = cells.drop("denominator").join(population, on="county_fips", how="left")
+        cells = cells.with_columns(pl.col("denominator").fill_null(0))
+    return _finish(ind, _with_all(cells, []), inp, year, CELL_SCHEMA)
+
+
+def sort_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """Deterministic order: indicator, year, (group,) county with ALL last."""
+    keys = ["indicator_id", "year", *[k for k in ("group_by", "group_value") if k in frame]]
+    return frame.sort([*keys, pl.col("county_fips") == ALL, "county_fips"])
+
+
+def person_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
+                 counties: Iterable[str] | Frame, loaded: LoadedYears) -> pl.DataFrame:
+    """Unsuppressed cells of every registered indicator for one year (CELL_SCHEMA)."""
+    inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
+    parts = [_county_cells(ind, inp, year) for ind in REGISTRY.values()]
+    return sort_cells(pl.concat(parts).collect())
+
+
+# ---------------------------------------------------------------- group cells
+
+
+def _modal(spells: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """Each person's most frequent non-null value of `column`, ties to the smallest."""
+    counts = spells.filter(pl.col(column).is_not_null()).group_by("person_key", column).len()
+    order = pl.col(column).sort_by(["len", column], descending=[True, False])
+    return counts.group_by("person_key").agg(order.first().alias(f"modal_{column}"))
+
+
+def age_band(year: int) -> pl.Expr:
+    """Contract age band by age on 31 Dec y = y - birth_year; UNKNOWN without a birth year."""
+    age = year - pl.col("birth_year")
+    bands = pl.when(age.is_null()).then(pl.lit(UNKNOWN))
+    for upper, band in zip((18, 25, 45, 65), schema.AGE_BANDS, strict=False):
+        bands = bands.when(age < upper).then(pl.lit(band))
+    return bands.otherwise(pl.lit(schema.AGE_BANDS[-1]))
+
+
+def _demographics(units: pl.LazyFrame, inp: Inputs, year: int) -> pl.LazyFrame:
+    """Units with group values: own record first, then the person's modal value, else UNKNOWN."""
+    for column in ("sex", "birth_year"):
+        units = units.join(_modal(inp.spells, column), on="person_key", how="left")
+        units = units.with_columns(pl.coalesce(column, f"modal_{column}")).drop(f"modal_{column}")
+    return units.with_columns(pl.col("sex").fill_null(UNKNOWN), age_band=age_band(year))
+
+
+def _long_groups(units: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per unit and breakdown: (county_fips, hit, group_by, group_value)."""
+    return pl.concat([
+        units.select("county_fips", "hit", group_by=pl.lit(g), group_value=pl.col(g))
+        for g in GROUPS
+    ])
+
+
+def _group_grid(inp: Inputs, long: pl.LazyFrame) -> pl.LazyFrame:
+    """Every county x (fixed group values plus those in the data)."""
+    fixed = pl.LazyFrame(
+        [(g, v) for g, values in GROUPS.items() for v in values],
+        schema={"group_by": pl.String(), "group_value": pl.String()}, orient="row",
+    )
+    values = pl.concat([fixed, long.select("group_by", "group_value")]).unique()
+    return inp.counties.join(values, how="cross")
+
+
+def _group_cells(ind: Indicator, inp: Inputs, year: int) -> pl.LazyFrame:
+    """Rows for every county plus ALL within each group value of one indicator-year."""
+    long = _long_groups(_demographics(ind.units(inp, year), inp, year))
+    keys = ["group_by", "group_value"]
+    cells = _tally(_group_grid(inp, long), long, keys)
+    return _finish(ind, _with_all(cells, keys), inp, year, GROUP_CELL_SCHEMA)
+
+
+def group_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
+                counties: Iterable[str] | Frame, loaded: LoadedYears) -> pl.DataFrame:
+    """Unsuppressed cells by sex and age band of every grouped indicator for one year."""
+    inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
+    parts = [_group_cells(ind, inp, year) for ind in REGISTRY.values() if ind.by_group]
+    if not parts:
+        return pl.DataFrame(schema=GROUP_CELL_SCHEMA)
+    return sort_cells(pl.concat(parts).collect())
+
+
+# ---------------------------------------------------------------- publishing
+
+
+def _registry_frame() -> pl.DataFrame:
+    """kind and multiplier per indicator_id, to join onto cells."""
+    return pl.DataFrame(
+        {
+            "indicator_id": list(REGISTRY),
+            "kind": [i.kind for i in REGISTRY.values()],
+            "multiplier": [i.multiplier for i in REGISTRY.values()],
+        }
+    )
+
+
+def _estimates(cells: Frame) -> pl.DataFrame:
+    """Zero-denominator rule, value and 95% interval over whole columns (before suppression)."""
+    df = cells.lazy().join(_registry_frame().lazy(), on="indicator_id", how="left").collect()
+    unknown = df.filter(pl.col("kind").is_null())["indicator_id"].unique().to_list()
+    if unknown:
+        raise ValueError(f"indicators not in REGISTRY: {sorted(unknown)}")
+    d = pl.col("denominator")
+    df = df.with_columns(numerator=pl.when(d == 0).then(0).otherwise("numerator"))
+    n, den, mult = (df[c].to_numpy() for c in ("numerator", "denominator", "multiplier"))
+    rate = (df["kind"] == "rate").to_numpy()
+    w_low, w_high = stats.wilson_interval(n, den)
+    r_low, r_high = stats.rate_interval(n, den, mult)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(den > 0, n / den * np.where(rate, mult, 1.0), np.nan)
+    columns = {"value": value, "ci_low": np.where(rate, r_low, w_low),
+               "ci_high": np.where(rate, r_high, w_high)}
+    return df.with_columns(pl.Series(k, v, dtype=pl.Float64).fill_nan(None)
+                           for k, v in columns.items())
+
+
+def indicator_panel(cells: Frame) -> pl.DataFrame:
+    """INDICATOR_PANEL: county values before suppression, for the impact estimator only."""
+    df = _estimates(cells).filter(pl.col("county_fips") != ALL)
+    table = schema.INDICATOR_PANEL.schema
+    return sort_cells(df.select(list(table)).cast(table))
+
+
+def _partition(cells: pl.DataFrame) -> list[str]:
+    """Suppression runs within each indicator-year (and group value for breakdowns)."""
+    return ["indicator_id", "year", *[k for k in ("group_by", "group_value") if k in cells]]
+
+
+def _primary(min_cell: int) -> pl.Expr:
+    """Numerator 1..min_cell-1, or for proportions denominator 1..min_cell-1."""
+    small = [pl.col(c).is_between(1, min_cell - 1) for c in ("numerator", "denominator")]
+    return small[0] | ((pl.col("kind") == "proportion") & small[1])
+
+
+def _complementary(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Second suppression where one primary county could be recovered from ALL."""
+    county, primary = pl.col("county_fips") != ALL, pl.col("suppression").is_not_null()
+    at_risk = ((primary & county).sum().over(keys) == 1) & (
+        (~primary & ~county).any().over(keys)
+    )
+    n = pl.col("numerator")
+    pick = (
+        df.filter(at_risk & county & ~primary)
+        .group_by(keys)
+        .agg(pl.col("county_fips").sort_by([n < 1, n, "county_fips"]).first())
+        .with_columns(complementary=pl.lit(True))
+    )
+    df = df.join(pick, on=[*keys, "county_fips"], how="left")
+    flag = pl.col("complementary").fill_null(False)
+    return df.with_columns(suppression=pl.when(flag).then(pl.lit("complementary"))
+                           .otherwise("suppression")).drop("complementary")
+
+
+def finalize(cells: Frame, min_cell: int = 11) -> pl.DataFrame:
+    """Published OUTCOME_INDICATORS (or _BY_GROUP when cells carry group columns).
+
+    Values and intervals first, then primary and complementary suppression; a
+    suppressed row keeps only its keys, suppression reason and provisional flag.
+    """
+    df = _estimates(cells)
+    keys = _partition(df)
+    df = df.with_columns(suppression=pl.when(_primary(min_cell)).then(pl.lit("primary")))
+    df = _complementary(df, keys)
+    hidden = ["numerator", "denominator", "value", "ci_low", "ci_high"]
+    df = df.with_columns(pl.when(pl.col("suppression").is_null()).then(pl.col(hidden)))
+    table = schema.OUTCOME_INDICATORS_BY_GROUP if "group_by" in df else schema.OUTCOME_INDICATORS
+    return sort_cells(df.select(list(table.schema)).cast(table.schema))
+
+
+@dataclass(frozen=True)
+class IndicatorTables:
+    """Everything the indicators of one year publish or hand on."""
+
+    outcome_indicators: pl.DataFrame
+    outcome_indicators_by_group: pl.DataFrame
+    indicator_panel: pl.DataFrame
+
+
+def indicator_tables(year: int, spells: Frame, wages: Frame, surveys: Frame,
+                     population: Frame, counties: Iterable[str] | Frame,
+                     loaded: LoadedYears, min_cell: int = 11) -> IndicatorTables:
+    """Cells, published tables and the unsuppressed panel of one year in one call."""
+    args = (year, spells, wages, surveys, population, counties, loaded)
+    cells = person_cells(*args)
+    return IndicatorTables(
+        finalize(cells, min_cell), finalize(group_cells(*args), min_cell),
+        indicator_panel(cells),
+    )

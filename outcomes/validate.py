@@ -1,0 +1,310 @@
+"""Stage 2, validate: type the text columns and apply the expectation suites row by row.
+
+The suites in expectations/*.json (Great Expectations 1.x format) are the one
+source of the rules. Each expectation compiles here to a Polars expression that
+is true where a row breaks it, so quarantine and the suite can never disagree.
+Values that do not parse as their column's type break the `<column>:not_a_<type>`
+rule, which comes from the declared schema (outcomes.schema).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from outcomes.schema import Source
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+ISO_DATE = "%Y-%m-%d"
+TREAT_AS_MISSING = "treat_as_missing"
+REASONS = "reasons"
+_UNPARSED = "__unparsed_"
+_TRUE = ("true", "1", "yes", "y")
+_FALSE = ("false", "0", "no", "n")
+
+
+@cache
+def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
+    path = suites_dir / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled expectation: `broken` is true on the rows that break it."""
+
+    name: str  # the reason code written to quarantine, e.g. birth_date:in_future
+    column: str
+    broken: pl.Expr
+    treat_as_missing: bool = False  # blank the value instead of rejecting the row
+
+
+# ---------------------------------------------------------------- typing
+
+
+def _parse_date(c: pl.Expr, fmt: str) -> pl.Expr:
+    return c.str.strptime(pl.Date, fmt, strict=False, exact=True)
+
+
+def _parse(name: str, dtype: pl.DataType, date_format: str, native: set[str]) -> pl.Expr:
+    c = pl.col(name).cast(pl.String)
+    if dtype == pl.Date:
+        return _parse_date(c, ISO_DATE if name in native else date_format)
+    if dtype == pl.Int64:
+        return c.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
+    if dtype == pl.Float64:
+        return c.cast(pl.Float64, strict=False)
+    if dtype == pl.Boolean:
+        low = c.str.to_lowercase()
+        return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
+    if name == "ssn":
+        return c.str.replace_all(r"[-\s]", "")
+    return c
+
+
+def type_columns(
+    text: pl.DataFrame, source: Source, date_format: str | None, native: set[str]
+) -> pl.DataFrame:
+    """Typed canonical columns plus a flag per column where text did not parse."""
+    fmt = date_format or ISO_DATE
+    typed = [_parse(c.name, c.dtype, fmt, native).alias(c.name) for c in source.columns]
+    flags = [
+        (pl.col(c.name).is_not_null() & _parse(c.name, c.dtype, fmt, native).is_null()).alias(
+            _UNPARSED + c.name
+        )
+        for c in source.columns
+        if c.dtype != pl.String
+    ]
+    return text.select(pl.exclude(source.column_names), *typed, *flags)
+
+
+def _type_rules(source: Source) -> list[Rule]:
+    names = {pl.Date: "date", pl.Int64: "integer", pl.Float64: "number", pl.Boolean: "boolean"}
+    return [
+        Rule(f"{c.name}:not_a_{names[type(c.dtype)]}", c.name, pl.col(_UNPARSED + c.name))
+        for c in source.columns
+        if c.dtype != pl.String
+    ]
+
+
+# ---------------------------------------------------------------- compiling suites
+
+
+def _resolve(value: Any, params: dict[str, Any]) -> Any:
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        name = value["$PARAMETER"]
+        if name not in params:
+            raise KeyError(f"suite parameter {name!r} has no value")
+        return params[name]
+    return value
+
+
+def _lit(value: Any, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Date and isinstance(value, str):
+        return pl.lit(date.fromisoformat(value))
+    return pl.lit(value)
+
+
+def _between(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    broken = pl.lit(False)
+    if kw.get("min_value") is not None:
+        lo = _lit(kw["min_value"], dtype)
+        broken = broken | (c <= lo if kw.get("strict_min") else c < lo)
+    if kw.get("max_value") is not None:
+        hi = _lit(kw["max_value"], dtype)
+        broken = broken | (c >= hi if kw.get("strict_max") else c > hi)
+    return broken
+
+
+def _in_set(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    values = kw["value_set"]
+    return ~c.is_in(pl.Series(values=list(values), dtype=dtype))
+
+
+def _regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    return ~c.cast(pl.String).str.contains(kw["regex"])
+
+
+def _regex_list(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    s = c.cast(pl.String)
+    hits = [s.str.contains(r) for r in kw["regex_list"]]
+    return (
+        pl.any_horizontal(hits) if kw.get("match_on", "any") == "any" else pl.all_horizontal(hits)
+    )
+
+
+_MAP_EXPECTATIONS: dict[str, Callable[[pl.Expr, dict[str, Any], pl.DataType], pl.Expr]] = {
+    "expect_column_values_to_be_between": _between,
+    "expect_column_values_to_be_in_set": _in_set,
+    "expect_column_values_to_match_regex": _regex,
+    "expect_column_values_to_not_match_regex_list": _regex_list,
+}
+
+
+def compile_expectation(
+    exp: dict[str, Any], params: dict[str, Any], dtypes: dict[str, pl.DataType]
+) -> Rule:
+    kind = exp["type"]
+    kw = {k: _resolve(v, params) for k, v in exp["kwargs"].items()}
+    meta = exp.get("meta") or {}
+    column = kw.get("column") or kw.get("column_A")
+    if column not in dtypes:
+        raise KeyError(f"{kind}: column {column!r} is not in the schema")
+    c, dtype = pl.col(column), dtypes[column]
+    if kind == "expect_column_values_to_not_be_null":
+        unparsed = pl.col(_UNPARSED + column) if dtype != pl.String else pl.lit(False)
+        broken = c.is_null() & ~unparsed
+    elif kind == "expect_column_values_to_be_unique":
+        broken = c.is_duplicated() & c.is_not_null()
+    elif kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = pl.col(kw["column_A"]), pl.col(kw["column_B"])
+        broken = (a < b if kw.get("or_equal") else a <= b).fill_null(False)
+    elif kind in _MAP_EXPECTATIONS:
+        broken = c.is_not_null() & _MAP_EXPECTATIONS[kind](c, kw, dtype)
+    else:
+        raise ValueError(f"expectation type {kind} is not supported by the row-level compiler")
+    name = meta.get("rule") or f"{column}:{kind.removeprefix('expect_column_values_to_')}"
+    return Rule(name, column, broken.fill_null(False), meta.get("on_failure") == TREAT_AS_MISSING)
+
+
+def compile_suite(
+    suite: dict[str, Any], params: dict[str, Any], dtypes: dict[str, pl.DataType]
+) -> list[Rule]:
+    return [compile_expectation(e, params, dtypes) for e in suite["expectations"]]
+
+
+def apply_rules(typed: pl.DataFrame, rules: list[Rule]) -> tuple[pl.DataFrame, pl.Series]:
+    """Add a `reasons` list column (empty = valid); blank treat-as-missing values.
+
+    Returns the frame and a per-row flag of whether any treat-as-missing rule fired.
+    """
+    reject = [r for r in rules if not r.treat_as_missing]
+    blank = [r for r in rules if r.treat_as_missing]
+    reasons = (
+        pl.concat_list([pl.when(r.broken).then(pl.lit(r.name)).otherwise(None) for r in reject])
+        .list.drop_nulls()
+        .list.unique(maintain_order=True)
+    )
+    blanked = pl.any_horizontal([r.broken for r in blank]) if blank else pl.lit(False)
+    blank_cols = {r.column for r in blank}
+    blanked_values = [
+        pl.when(pl.any_horizontal([r.broken for r in blank if r.column == col]))
+        .then(None)
+        .otherwise(pl.col(col))
+        .alias(col)
+        for col in sorted(blank_cols)
+    ]
+    # one with_columns: every rule sees the values as typed, before any is blanked
+    out = typed.with_columns(reasons.alias(REASONS), blanked.alias("__blanked"), *blanked_values)
+    return out.drop("__blanked"), out.get_column("__blanked")
+
+
+def source_rules(source: Source, params: dict[str, Any]) -> list[Rule]:
+    return _type_rules(source) + compile_suite(load_suite(source.name), params, source.dtypes)
+
+
+def drop_flags(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(pl.exclude(f"^{_UNPARSED}.*$"))
+
+
+# ---------------------------------------------------------------- staging a file
+
+
+class QuarantineThresholdError(Exception):
+    """Too many bad rows: the file's partition fails and nothing of it is written."""
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    staged: pl.DataFrame  # typed canonical columns + org_id, line, file
+    quarantine: pl.DataFrame  # QUARANTINE rows (without year)
+    rows_read: int
+    duplicates_collapsed: int
+    invalid_ssn: int
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantine.height
+
+
+def top_reasons(quarantine: pl.DataFrame, n: int = 3) -> list[tuple[str, int]]:
+    counts = quarantine.select(pl.col(REASONS).explode()).to_series().value_counts(sort=True)
+    return [(r, int(k)) for r, k in counts.head(n).iter_rows()]
+
+
+def stage_text(
+    text: pl.DataFrame,
+    source: Source,
+    *,
+    org_id: str,
+    file: str,
+    params: dict[str, Any],
+    date_format: str | None = None,
+    native_dates: frozenset[str] | set[str] = frozenset(),
+) -> StagedFile:
+    """Collapse identical rows, type, validate and split one file's rows. Pure."""
+    from outcomes.ingest import LINE
+
+    rows_read = text.height
+    text = text.unique(subset=source.column_names, keep="first", maintain_order=True)
+    typed = type_columns(text, source, date_format, set(native_dates))
+    checked, blanked = apply_rules(typed, source_rules(source, params))
+    bad = checked.get_column(REASONS).list.len() > 0
+    staged = (
+        drop_flags(checked.filter(~bad))
+        .drop(REASONS)
+        .with_columns(pl.lit(org_id).alias("org_id"), pl.lit(file).alias("file"))
+    )
+    raw = text.filter(bad).select(
+        pl.col(LINE), pl.struct(source.column_names).struct.json_encode().alias("raw")
+    )
+    quarantine = raw.with_columns(
+        pl.lit(source.name).alias("source"),
+        pl.lit(org_id).alias("org_id"),
+        pl.lit(file).alias("file"),
+        checked.filter(bad).get_column(REASONS).alias(REASONS),
+    )
+    return StagedFile(
+        staged=staged,
+        quarantine=quarantine,
+        rows_read=rows_read,
+        duplicates_collapsed=rows_read - text.height,
+        invalid_ssn=int(blanked.sum()),
+    )
+
+
+def check_threshold(result: StagedFile, file: str, max_share: float) -> None:
+    """Refuse a file whose quarantined share is over the limit, naming the top reasons."""
+    if result.rows_read and result.rows_quarantined / result.rows_read > max_share:
+        reasons = ", ".join(f"{r} ({n})" for r, n in top_reasons(result.quarantine))
+        raise QuarantineThresholdError(
+            f"{file}: {result.rows_quarantined} of {result.rows_read} rows quarantined "
+            f"({result.rows_quarantined / result.rows_read:.1%}, limit {max_share:.0%}); "
+            f"top reasons: {reasons}"
+        )
+
+
+def check_reference(name: str, df: pl.DataFrame, params: dict[str, Any], file: str) -> None:
+    """Reference files are small and everything depends on them: any broken rule stops the run."""
+    from outcomes.schema import REFERENCE
+
+    rules = compile_suite(load_suite(name), params, REFERENCE[name])
+    parsed = [pl.lit(False).alias(_UNPARSED + c) for c in df.columns]  # typed on reading
+    flags = (
+        df.with_row_index("line", 1)
+        .with_columns(parsed)
+        .with_columns([r.broken.alias(f"__rule{i}") for i, r in enumerate(rules)])
+    )
+    for i, r in enumerate(rules):
+        bad = flags.filter(pl.col(f"__rule{i}"))
+        if bad.height:
+            raise ValueError(
+                f"{file}: line {bad['line'][0]} breaks {r.name} ({bad.height} rows in all)"
+            )
