@@ -188,15 +188,16 @@ def read_text(lf: LandingFile, mapping: Mapping | None = None) -> tuple[pl.DataF
     mapping = mapping or lf.mapping()
     df, native = _read_any(lf)
     df = df.rename({c: c.strip() for c in df.columns})
-    theirs = {v: k for k, v in mapping.columns.items()}
-    unknown = [v for v in mapping.columns.values() if v not in df.columns]
-    if unknown:
-        raise LandingError(
-            f"{lf.relative}: mapping.yaml names column(s) {unknown} that the file does not have"
-        )
-    df = df.rename({c: theirs[c] for c in df.columns if c in theirs})
-    native = {theirs.get(c, c) for c in native}
     source = lf.source
+    # a mapping serves every file of the organisation: only this source's columns apply
+    mapped = {k: v for k, v in mapping.columns.items() if k in source.column_names}
+    absent = [v for k, v in mapped.items() if v not in df.columns and k not in df.columns]
+    if absent:
+        raise LandingError(
+            f"{lf.relative}: mapping.yaml names column(s) {absent} that the file does not have"
+        )
+    theirs = {v: k for k, v in mapped.items() if v in df.columns}
+    df = df.rename(theirs)
     missing = [c for c in source.required if c not in df.columns]
     if missing:
         looks = ""

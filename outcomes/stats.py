@@ -31,7 +31,8 @@ def _floats(values: ArrayLike) -> np.ndarray:
 def wilson_interval(successes: ArrayLike, trials: ArrayLike, z: float = Z95) -> Interval:
     """Wilson score interval for successes / trials; NaN where trials is 0.
 
-    Clipped to [0, 1] so that rounding never puts a bound a hair outside it.
+    The bound is exactly 0 at x = 0 and exactly 1 at x = n (the formula gives them only
+    up to rounding, e.g. 1e-19 or 0.9999999999999999), and clipped to [0, 1].
     """
     x, n = _floats(successes), _floats(trials)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -39,7 +40,8 @@ def wilson_interval(successes: ArrayLike, trials: ArrayLike, z: float = Z95) -> 
         z2n = z * z / n
         centre = (p + z2n / 2) / (1 + z2n)
         half = z * np.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
-    low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    low = np.where(x == 0, 0.0, np.clip(centre - half, 0, 1))
+    high = np.where(x == n, 1.0, np.clip(centre + half, 0, 1))
     empty = ~(n > 0)
     low[empty], high[empty] = np.nan, np.nan
     return low, high

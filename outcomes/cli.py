@@ -1,0 +1,157 @@
+"""The `outcomes` command line (contract section 5). Heavy imports wait for the command."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    import polars as pl
+
+from outcomes.config import ENV_LINKAGE_KEY, ENV_WAREHOUSE_DIR, Settings
+
+DEMO_DIR = Path("demo")
+DEMO_SCALE = 5000
+DEFAULT_SEED = 7
+
+
+def _years(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", value.strip())
+    if not m:
+        raise click.BadParameter("give a year or a range, e.g. 2019 or 2018-2023")
+    first, last = int(m[1]), int(m[2] or m[1])
+    if last < first:
+        raise click.BadParameter(f"{value}: the range ends before it starts")
+    return first, last
+
+
+def _run(settings: Settings, years: tuple[int, int] | None) -> None:
+    from pipelines.runner import RunFailed, landing_years, run_all
+
+    if settings.uses_demo_key:
+        click.secho(
+            f"note: {ENV_LINKAGE_KEY} is not set; person keys use the built-in demo key, "
+            "which anyone with this code can use. Set a secret key for real data.",
+            fg="yellow",
+            err=True,
+        )
+    try:
+        found = landing_years(settings, years)
+        click.echo(f"landing   {settings.landing_dir}\nwarehouse {settings.warehouse_dir}")
+        summary = run_all(settings, found, echo=click.echo)
+    except RunFailed as e:
+        click.secho(f"outcomes run failed: {e}", fg="red", err=True)
+        sys.exit(1)
+    click.echo("")
+    for line in summary.lines():
+        click.echo(line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Longitudinal outcomes for public agencies and nonprofits working as partners."""
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=DEMO_DIR, show_default=True)
+@click.option("--scale", type=click.IntRange(min=100), default=DEMO_SCALE, show_default=True)
+def demo(out: Path, scale: int) -> None:
+    """Make the sample landing zone and materialize everything (into ./demo)."""
+    from outcomes.sample import generate
+
+    click.echo(f"generating {scale:,} sample persons into {out}/landing (truth in {out}/truth)")
+    generate(out, scale=scale, seed=DEFAULT_SEED)
+    settings = Settings.from_env(out / "landing", out / "warehouse")
+    _run(settings, None)
+    click.echo(
+        f'\nexplore: outcomes query "select * from outcome_indicators limit 10" '
+        f"(warehouse {out / 'warehouse'}), or dagster dev"
+    )
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="folder for landing/ and, beside it, truth/",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(min=100),
+    default=DEMO_SCALE,
+    show_default=True,
+    help="number of true persons",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+def generate(out: Path, scale: int, seed: int) -> None:
+    """Write a sample landing zone only, with its ground truth beside it."""
+    from outcomes.sample import generate as make
+
+    summary = make(out, scale=scale, seed=seed)
+    click.echo(f"landing zone {out / 'landing'}, ground truth {out / 'truth'}")
+    for k, v in summary.items():
+        click.echo(f"  {k}: {v}")
+
+
+@main.command()
+@click.option(
+    "--landing-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="OUTCOMES_LANDING_DIR",
+    required=True,
+)
+@click.option(
+    "--warehouse-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar=ENV_WAREHOUSE_DIR,
+    required=True,
+)
+@click.option("--years", help="only these years, e.g. 2019 or 2018-2023")
+def run(landing_dir: Path, warehouse_dir: Path, years: str | None) -> None:
+    """Materialize every asset for every year found, through Dagster."""
+    _run(Settings.from_env(landing_dir, warehouse_dir), _years(years))
+
+
+@main.command()
+@click.argument("sql")
+@click.option(
+    "--warehouse-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar=ENV_WAREHOUSE_DIR,
+    default=DEMO_DIR / "warehouse",
+    show_default=True,
+)
+@click.option("--max-rows", type=int, default=40, show_default=True)
+def query(sql: str, warehouse_dir: Path, max_rows: int) -> None:
+    """Run SQL over the analytic and published tables (DuckDB views)."""
+    from outcomes.query import connect
+
+    con = connect(warehouse_dir)
+    try:
+        rel = con.sql(sql)
+    except Exception as e:  # duckdb raises many kinds; the user needs the message
+        click.secho(f"query failed: {e}", fg="red", err=True)
+        sys.exit(1)
+    if rel is None:
+        return
+    click.echo(_table(rel.pl(), max_rows))
+
+
+def _table(df: pl.DataFrame, max_rows: int) -> str:
+    import polars as pl
+
+    with pl.Config(
+        tbl_rows=max_rows,
+        tbl_cols=-1,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=False,
+        fmt_str_lengths=40,
+    ):
+        return str(df)

@@ -1,0 +1,31 @@
+"""The Dagster code location: every asset of the journey, its jobs and its one resource."""
+
+import dagster as dg
+
+from assets import indicators as indicator_assets
+from assets import ingest, integrate, link, validate
+from pipelines.jobs import RUN_ORDER
+from pipelines.resources import OutcomesConfig
+
+
+def build_definitions(config: OutcomesConfig) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[
+            *ingest.landing.values(),
+            ingest.landing_reference,
+            ingest.reference,
+            *validate.staged_assets,
+            validate.quarantine,
+            validate.load_ledger,
+            link.linkage,
+            integrate.integration,
+            indicator_assets.indicators,
+            indicator_assets.partnership_maturity,
+            indicator_assets.partnership_impact,
+        ],
+        jobs=[job for job, _ in RUN_ORDER],
+        resources={"outcomes": config},
+    )
+
+
+defs = build_definitions(OutcomesConfig.from_env())

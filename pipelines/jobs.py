@@ -1,0 +1,50 @@
+"""Jobs: the stages a run walks through, in dependency order.
+
+Linking a year needs every earlier year linked; indicators for a year need the
+next year integrated (provisional flags, returns within 12 months). So a full
+run stages and links year by year, then integrates every year, then computes
+indicators, then the impact estimates over the whole panel.
+"""
+
+import dagster as dg
+
+from pipelines.partitions import yearly
+
+load_reference = dg.define_asset_job(
+    "load_reference",
+    selection=dg.AssetSelection.groups("reference"),
+    description="Counties, population and partnerships from the landing zone.",
+)
+stage_and_link = dg.define_asset_job(
+    "stage_and_link",
+    selection=dg.AssetSelection.groups("validate", "link"),
+    partitions_def=yearly,
+    description="Read, validate and link one year's landing files.",
+)
+integrate = dg.define_asset_job(
+    "integrate",
+    selection=dg.AssetSelection.groups("integrate"),
+    partitions_def=yearly,
+    description="Pseudonymised analytic tables for one year.",
+)
+publish_indicators = dg.define_asset_job(
+    "publish_indicators",
+    selection=dg.AssetSelection.groups("indicators")
+    | dg.AssetSelection.assets("partnership_maturity"),
+    partitions_def=yearly,
+    description="Indicators and partnership maturity for one year.",
+)
+estimate_impact = dg.define_asset_job(
+    "estimate_impact",
+    selection=dg.AssetSelection.assets("partnership_impact"),
+    description="Difference-in-differences over every year's indicator panel.",
+)
+
+# (job, runs once per year?) in the order a full run takes them
+RUN_ORDER = (
+    (load_reference, False),
+    (stage_and_link, True),
+    (integrate, True),
+    (publish_indicators, True),
+    (estimate_impact, False),
+)

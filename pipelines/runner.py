@@ -1,0 +1,136 @@
+"""`outcomes run`: every partition of every asset, through Dagster, in dependency order."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dagster as dg
+import polars as pl
+
+from outcomes.config import FIRST_PARTITION_YEAR, Settings
+from outcomes.ingest import discover
+from outcomes.link import resolve
+from outcomes.schema import LOAD_LEDGER, OUTCOME_INDICATORS, PERSON_KEY_MERGES, RECORD_LINKS
+from outcomes.warehouse import Warehouse
+from pipelines.definitions import build_definitions
+from pipelines.jobs import RUN_ORDER
+from pipelines.partitions import yearly
+from pipelines.resources import OutcomesConfig
+
+
+# the command line prints its own progress and errors; Dagster's event log keeps the rest
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class RunFailed(Exception):
+    """A step failed; the message says which job, year and why (no identifiers)."""
+
+
+@dataclass
+class RunSummary:
+    years: list[int]
+    steps: int = 0
+    seconds: float = 0.0
+    figures: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        width = max(len(k) for k in self.figures) if self.figures else 0
+        return [
+            f"years            {self.years[0]}-{self.years[-1]} ({len(self.years)})",
+            *(f"{k:<{width}}  {v:>12,}" for k, v in self.figures.items()),
+            f"elapsed          {self.seconds:,.1f} s ({self.steps} Dagster runs)",
+        ]
+
+
+def landing_years(settings: Settings, wanted: tuple[int, int] | None = None) -> list[int]:
+    """Years with landing files, refusing files outside the partitions by name."""
+    files = discover(settings.landing_dir)
+    last = int(yearly.get_last_partition_key() or FIRST_PARTITION_YEAR)
+    outside = [f.relative for f in files if not FIRST_PARTITION_YEAR <= f.year <= last]
+    if outside:
+        raise RunFailed(
+            f"{len(outside)} file(s) for years outside {FIRST_PARTITION_YEAR}-{last}: "
+            + ", ".join(outside[:5])
+        )
+    years = sorted({f.year for f in files})
+    if wanted:
+        years = [y for y in years if wanted[0] <= y <= wanted[1]]
+    if not years:
+        raise RunFailed(f"no landing files found under {settings.landing_dir} for those years")
+    return years
+
+
+@contextmanager
+def dagster_instance():
+    """The instance under DAGSTER_HOME when it is set, else a temporary one."""
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    else:
+        with (
+            tempfile.TemporaryDirectory(prefix="outcomes-dagster-") as tmp,
+            dg.DagsterInstance.local_temp(
+                tmp, overrides={"telemetry": {"enabled": False}}
+            ) as instance,
+        ):
+            yield instance
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            message = err.message.strip() if err else "unknown error"
+            return re.sub(r"^[\w.]*(Failure|Error|Exception):\s*", "", message)
+    return "the run failed"
+
+
+def run_all(
+    settings: Settings,
+    years: list[int],
+    echo: Callable[[str], None] = print,
+) -> RunSummary:
+    defs = build_definitions(OutcomesConfig.from_settings(settings))
+    plan = [(job, y) for job, per_year in RUN_ORDER for y in (years if per_year else [None])]
+    summary = RunSummary(years=years)
+    started = time.perf_counter()
+    with dagster_instance() as instance:
+        for i, (job, year) in enumerate(plan, 1):
+            label = f"[{i:>2}/{len(plan)}] {job.name:<20} {year or 'all years'}"
+            t0 = time.perf_counter()
+            result = defs.resolve_job_def(job.name).execute_in_process(
+                instance=instance,
+                partition_key=str(year) if year else None,
+                raise_on_error=False,
+                run_config=QUIET,
+            )
+            if not result.success:
+                echo(f"{label}  FAILED")
+                raise RunFailed(f"{job.name} {year or ''}: {_failure(result)}".replace("  ", " "))
+            echo(f"{label}  {time.perf_counter() - t0:5.1f} s")
+            summary.steps += 1
+    summary.seconds = time.perf_counter() - started
+    summary.figures = figures(Warehouse(settings.warehouse_dir), years)
+    return summary
+
+
+def figures(wh: Warehouse, years: list[int]) -> dict[str, int]:
+    ledger = wh.read(LOAD_LEDGER, years)
+    links = resolve(wh.read(RECORD_LINKS), wh.read(PERSON_KEY_MERGES))
+    published = wh.read(OUTCOME_INDICATORS, years)
+    return {
+        "files loaded": ledger.height,
+        "rows in": int(ledger["rows_read"].sum()),
+        "rows staged": int(ledger["rows_staged"].sum()),
+        "quarantined": int(ledger["rows_quarantined"].sum()),
+        "duplicates": int(ledger["duplicates_collapsed"].sum()),
+        "persons": links.get_column("person_key").n_unique(),
+        "indicator cells": published.height,
+        "suppressed cells": published.filter(pl.col("suppression").is_not_null()).height,
+    }
