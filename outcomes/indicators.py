@@ -339,7 +339,7 @@ def person_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, populat
 def _modal(spells: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """Each person's most frequent non-null value of `column`, ties to the smallest."""
     counts = spells.filter(pl.col(column).is_not_null()).group_by("person_key", column).len()
-    order = pl.col(column).sort_by(["len", column], descending=[True, True])
+    order = pl.col(column).sort_by(["len", column], descending=[True, False])
     return counts.group_by("person_key").agg(order.first().alias(f"modal_{column}"))
 
 

@@ -125,7 +125,7 @@ def _between(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
 
 def _in_set(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
     values = kw["value_set"]
-    return ~c.is_in(pl.Series(values=list(values), dtype=dtype))
+    return ~c.is_in(pl.lit(pl.Series(values=list(values), dtype=dtype)).implode())
 
 
 def _regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:

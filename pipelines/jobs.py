@@ -8,8 +8,6 @@ indicators, then the impact estimates over the whole panel.
 
 import dagster as dg
 
-from pipelines.partitions import yearly
-
 load_reference = dg.define_asset_job(
     "load_reference",
     selection=dg.AssetSelection.groups("reference"),
@@ -18,20 +16,17 @@ load_reference = dg.define_asset_job(
 stage_and_link = dg.define_asset_job(
     "stage_and_link",
     selection=dg.AssetSelection.groups("validate", "link"),
-    partitions_def=yearly,
     description="Read, validate and link one year's landing files.",
 )
 integrate = dg.define_asset_job(
     "integrate",
     selection=dg.AssetSelection.groups("integrate"),
-    partitions_def=yearly,
     description="Pseudonymised analytic tables for one year.",
 )
 publish_indicators = dg.define_asset_job(
     "publish_indicators",
     selection=dg.AssetSelection.groups("indicators")
     | dg.AssetSelection.assets("partnership_maturity"),
-    partitions_def=yearly,
     description="Indicators and partnership maturity for one year.",
 )
 estimate_impact = dg.define_asset_job(

@@ -23,7 +23,6 @@ from pipelines.jobs import RUN_ORDER
 from pipelines.partitions import yearly
 from pipelines.resources import OutcomesConfig
 
-
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

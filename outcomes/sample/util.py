@@ -38,6 +38,12 @@ def digits(numbers: np.ndarray, width: int) -> pl.Series:
     return pl.Series(numbers.astype(np.int64)).cast(pl.String).str.zfill(width)
 
 
+def keep_where(values: pl.Series | np.ndarray, keep: np.ndarray) -> pl.Series:
+    """values where keep is true, else null."""
+    series = values if isinstance(values, pl.Series) else pl.Series(values)
+    return series.zip_with(pl.Series(keep), pl.Series([None], dtype=series.dtype))
+
+
 def true_ssns(rng: np.random.Generator, n: int) -> pl.Series:
     """n distinct SSNs the SSA could have issued, none of them a known placeholder."""
     space = len(VALID_AREAS) * GROUPS * SERIALS

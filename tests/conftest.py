@@ -1,0 +1,41 @@
+"""Shared fixtures: landing zones materialized once per session through Dagster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from outcomes.config import Settings
+from outcomes.warehouse import Warehouse
+from pipelines.runner import RunSummary, landing_years, run_all
+from tests.handmade import write_handmade
+
+TEST_KEY = "test-linkage-key"
+
+
+@dataclass
+class Materialized:
+    landing: Path
+    warehouse: Warehouse
+    settings: Settings
+    summary: RunSummary
+
+    @property
+    def root(self) -> Path:
+        return self.landing.parent
+
+
+def materialize(landing: Path, warehouse: Path, **overrides: object) -> Materialized:
+    settings = Settings(
+        landing_dir=landing, warehouse_dir=warehouse, linkage_key=TEST_KEY, **overrides
+    )
+    summary = run_all(settings, landing_years(settings), echo=lambda _: None)
+    return Materialized(landing, Warehouse(warehouse), settings, summary)
+
+
+@pytest.fixture(scope="session")
+def handmade(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
+    root = tmp_path_factory.mktemp("handmade")
+    return materialize(write_handmade(root), root / "warehouse")
