@@ -29,7 +29,7 @@ STAGE_PRECISION = 9  # decimals kept when comparing the index with stage boundar
 
 def maturity_index(means: list[str]) -> pl.Expr:
     """100 x (mean of the available accelerant means - 1) / 4: 1 -> 0, 5 -> 100."""
-    return 100 * (pl.mean_horizontal(means, ignore_nulls=False) - 1) / 4
+    return 100 * (pl.mean_horizontal(means, ignore_nulls=True) - 1) / 4
 
 
 def value_curve_stage(index: pl.Expr) -> pl.Expr:

@@ -7,7 +7,7 @@ turn one knob without hunting through the code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 STATE_FIPS = "99"  # not a real state: the sample cannot be mistaken for real data
 STATE_ABBR = "LK"
@@ -79,6 +79,11 @@ class OrgSpec:
     extra_columns: tuple[str, ...] = ()  # exported but not in the contract
     shuffle_columns: bool = False  # column order differs between years
     mapping: dict | None = None  # mapping.yaml content: the partner's own format
+    parquet_text: bool = False  # its Parquet export writes every column as text
+
+    def allows_unparseable(self, fmt: str) -> bool:
+        """A typed Parquet column cannot hold an unparseable value; text, csv and xlsx can."""
+        return fmt != "parquet" or self.parquet_text
 
     def format_for(self, year_index: int) -> str:
         return self.formats[min(year_index, len(self.formats) - 1)]
@@ -120,12 +125,14 @@ COMMUNITY_ACTION_MAPPING: dict = {
 }
 
 DHS = OrgSpec(
-    "dhs", "public", ("csv", "csv", "csv", "parquet"), "DHS", PUBLIC_NOISE,
+    "dhs", "public", ("csv", "csv", "csv", "parquet"), "DHS",
+    replace(PUBLIC_NOISE, upper_case=True),
     programs=("SNAP", "TANF", "MEDICAID"), bom=True, second_id_share=0.015,
     extra_columns=("caseworker_id",),
 )
 DCF = OrgSpec("dcf", "public", ("xlsx",), "CW", CHILD_WELFARE_NOISE, programs=("FOSTER_CARE",))
-DWD = OrgSpec("dwd", "public", ("parquet",), "UI", WAGES_NOISE, extra_columns=("naics_code",))
+DWD = OrgSpec("dwd", "public", ("csv", "parquet"), "UI", WAGES_NOISE,
+              extra_columns=("naics_code",))
 PARTNERS = (
     OrgSpec("hearth_housing", "nonprofit", ("csv",), "HH", NONPROFIT_NOISE,
             programs=("HOUSING", "FAMILY_SUPPORT"), bool_style=("Y", "N"),
@@ -135,7 +142,7 @@ PARTNERS = (
     OrgSpec("kinship_family", "nonprofit", ("xlsx",), "KF", NONPROFIT_NOISE,
             programs=("FAMILY_SUPPORT",)),
     OrgSpec("riverbend_bh", "nonprofit", ("parquet", "parquet", "csv"), "RB", NONPROFIT_NOISE,
-            programs=("BEHAVIORAL_HEALTH",), bool_style=("1", "0")),
+            programs=("BEHAVIORAL_HEALTH",), bool_style=("1", "0"), parquet_text=True),
     OrgSpec("community_action", "nonprofit", ("csv",), "CA", NONPROFIT_NOISE,
             programs=("HOUSING", "WORKFORCE", "FOOD"), bool_style=("Yes", "No"),
             extra_columns=("Intake Worker", "Notes"), mapping=COMMUNITY_ACTION_MAPPING),

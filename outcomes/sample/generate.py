@@ -95,12 +95,14 @@ class Landing:
         rel = f"{folder}/{source.stem}_{year}.{fmt}"
         rng = rng_for(self.seed, f"file:{rel}")
         prefix = spec.id_prefix if spec else ""
-        frame = self.planter.plant(frame, FileContext(source.name, year, prefix), rng)
+        unparseable = spec.allows_unparseable(fmt) if spec else True
+        frame = self.planter.plant(frame, FileContext(source.name, year, prefix, unparseable), rng)
         frame = shuffle(frame, rng)
         data = frame.drop([c for c in frame.columns if c.startswith("_")])
         dtypes = dtypes_for(data, source)
         data, dtypes = style(data, dtypes, spec, fmt, rng, self.years.index(year))
-        write_frame(data, dtypes, self.root / rel, fmt, bom=bool(spec and spec.bom and fmt == "csv"))
+        write_frame(data, dtypes, self.root / rel, fmt, bom=bool(spec and spec.bom),
+                    text=bool(spec and spec.parquet_text))
         truth = frame.select(
             pl.lit(source.name).alias("source"),
             pl.lit(org_id, pl.String).alias("org_id"),

@@ -106,6 +106,7 @@ class FileContext:
     source: str
     year: int
     id_prefix: str = ""  # the organisation's client id prefix (client_id:unknown)
+    unparseable: bool = True  # False for typed Parquet, which cannot hold such values
 
 
 def quarantined(source: str, planted: pl.Expr) -> pl.Expr:
@@ -217,6 +218,17 @@ class Planter:
                      if n >= cfg.min_rows_for_duplicate else 0)
         return rules, conflicts, identical
 
+    def _next_kinds(self, ctx: FileContext, count: int) -> list[str]:
+        """The next kinds in the source's cycle, skipping those the file's format cannot hold."""
+        kinds = KINDS[ctx.source]
+        codes: list[str] = []
+        while len(codes) < count:
+            code = kinds[self.cursor[ctx.source] % len(kinds)]
+            self.cursor[ctx.source] += 1
+            if ctx.unparseable or not code.endswith(":unparseable"):
+                codes.append(code)
+        return codes
+
     def plant(self, frame: pl.DataFrame, ctx: FileContext,
               rng: np.random.Generator) -> pl.DataFrame:
         """frame plus planted rows, with `_planted` set and `_dup` grouping identical copies."""
@@ -233,10 +245,7 @@ class Planter:
         rest = frame.filter(pl.Series(keep))
         parts = [rest]
 
-        kinds = KINDS[ctx.source]
-        start = self.cursor[ctx.source]
-        self.cursor[ctx.source] += rules
-        codes = np.asarray([kinds[(start + i) % len(kinds)] for i in range(rules)])
+        codes = np.asarray(self._next_kinds(ctx, rules), dtype=object).astype(str)
         bad = frame[chosen[:rules]].with_columns(pl.Series("_planted", codes, dtype=pl.String))
         for code in dict.fromkeys(codes.tolist()):
             rows = np.flatnonzero(codes == code)

@@ -151,13 +151,14 @@ def make_partnerships(
             if rng.random() < cfg.second_partnership_share:
                 starts.append(int(rng.integers(start, last, endpoint=True)))
             for k, s in enumerate(starts):
-                ends = rng.random() < cfg.partnership_end_share and s < last
+                ends = rng.random() < cfg.partnership_end_share and s + 1 < last
                 rows.append({
                     "agency_id": AGENCIES_IN_PARTNERSHIPS[int(rng.random() < 0.3)],
                     "partner_id": partner_ids[partners[k]],
                     "county_fips": str(county),
                     "start_year": s,
-                    "end_year": int(rng.integers(s + 1, last, endpoint=True)) if ends else None,
+                    # ends before the last year, so the range shows it has ended
+                    "end_year": int(rng.integers(s + 1, last)) if ends else None,
                 })
         cursor += size
     frame = pl.DataFrame(rows, schema={
@@ -167,7 +168,7 @@ def make_partnerships(
     # at least two partnerships end, so "ended" is always exercised
     ended = frame["end_year"].is_not_null().sum()
     if ended < 2:
-        can_end = (frame["end_year"].is_null() & (frame["start_year"] < last)).to_numpy()
+        can_end = (frame["end_year"].is_null() & (frame["start_year"] + 1 < last)).to_numpy()
         pick = np.flatnonzero(can_end)[: 2 - ended].tolist()
         frame = frame.with_row_index("_i").with_columns(
             pl.when(pl.col("_i").is_in(pick)).then(pl.col("start_year") + 1)

@@ -97,10 +97,13 @@ def typed(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], *, per_cell: bool
 
 
 def write_frame(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], path: Path, fmt: str,
-                *, bom: bool = False) -> None:
+                *, bom: bool = False, text: bool = False) -> None:
+    """One file; `text` writes Parquet with every column as text, as some exporters do."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         frame.write_csv(path, include_bom=bom)
+    elif fmt == "parquet" and text:
+        frame.write_parquet(path)
     elif fmt == "parquet":
         typed(frame, dtypes, per_cell=False)[0].write_parquet(path)
     elif fmt == "xlsx":
@@ -109,8 +112,8 @@ def write_frame(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], path: Path,
         workbook.set_properties({"created": FIXED_CREATED})
         data.write_excel(workbook, worksheet=SHEET, autofit=False)
         sheet = workbook.get_worksheet_by_name(SHEET)
-        for row, col, text in overrides:
-            sheet.write_string(row + 1, col, text)  # +1: the header is row 0
+        for row, col, value in overrides:
+            sheet.write_string(row + 1, col, value)  # +1: the header is row 0
         workbook.close()
     else:
         raise ValueError(f"unknown format {fmt}")
