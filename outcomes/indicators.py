@@ -145,7 +145,7 @@ def _spells(inp: Inputs, sector: str, *programs: str) -> pl.LazyFrame:
 
 def latest_per_person(frame: pl.LazyFrame, date: str, tie: str = "record_id") -> pl.LazyFrame:
     """One row per person: the latest `date`, ties to the smallest `tie` (county rule)."""
-    order = pl.all().sort_by([date, tie], descending=[True, False], nulls_last=True)
+    order = pl.all().sort_by([date, tie], descending=[True, True], nulls_last=True)
     return frame.group_by("person_key").agg(order.first())
 
 

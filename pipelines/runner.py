@@ -90,28 +90,43 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
+def plan(years: list[int]) -> list[tuple[str, int | None]]:
+    """(job name, year or None) in the order a full run takes them."""
+    return [(job.name, y) for job, per_year in RUN_ORDER for y in (years if per_year else [None])]
+
+
+def run_step(
+    defs: dg.Definitions, instance: dg.DagsterInstance, job: str, year: int | None
+) -> None:
+    """One job for one partition (or unpartitioned); raises RunFailed with the reason."""
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        partition_key=str(year) if year else None,
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+    if not result.success:
+        raise RunFailed(f"{job} {year or ''}: {_failure(result)}".replace("  ", " "))
+
+
 def run_all(
     settings: Settings,
     years: list[int],
     echo: Callable[[str], None] = print,
 ) -> RunSummary:
     defs = build_definitions(OutcomesConfig.from_settings(settings))
-    plan = [(job, y) for job, per_year in RUN_ORDER for y in (years if per_year else [None])]
+    steps = plan(years)
     summary = RunSummary(years=years)
     started = time.perf_counter()
     with dagster_instance() as instance:
-        for i, (job, year) in enumerate(plan, 1):
-            label = f"[{i:>2}/{len(plan)}] {job.name:<20} {year or 'all years'}"
+        for i, (job, year) in enumerate(steps, 1):
+            label = f"[{i:>2}/{len(steps)}] {job:<20} {year or 'all years'}"
             t0 = time.perf_counter()
-            result = defs.resolve_job_def(job.name).execute_in_process(
-                instance=instance,
-                partition_key=str(year) if year else None,
-                raise_on_error=False,
-                run_config=QUIET,
-            )
-            if not result.success:
+            try:
+                run_step(defs, instance, job, year)
+            except RunFailed:
                 echo(f"{label}  FAILED")
-                raise RunFailed(f"{job.name} {year or ''}: {_failure(result)}".replace("  ", " "))
+                raise
             echo(f"{label}  {time.perf_counter() - t0:5.1f} s")
             summary.steps += 1
     summary.seconds = time.perf_counter() - started
