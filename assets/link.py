@@ -41,7 +41,11 @@ def resolved_links(wh: Warehouse, years: range, merge_years: range | None = None
         dg.AssetSpec(
             key=PERSON_KEY_MERGES.name,
             description=PERSON_KEY_MERGES.description,
-            deps=[dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years())],
+            deps=[
+                dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to())
+                for n in LINKED_SOURCES
+            ]
+            + [dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years())],
             group_name="link",
             owners=OWNERS,
             kinds={"polars", "parquet"},

@@ -49,7 +49,7 @@ ALL = schema.ALL_COUNTIES
 UNKNOWN = "UNKNOWN"
 GROUPS: dict[str, tuple[str, ...]] = {"sex": schema.SEXES, "age_band": schema.AGE_BANDS}
 REACH_PROGRAMS = ("SNAP", "TANF", "MEDICAID")
-RETURN_WINDOW_DAYS = (1, 365)
+RETURN_WINDOW_DAYS = (0, 365)
 
 UNIT_SCHEMA = {
     "person_key": pl.String(), "county_fips": pl.String(), "hit": pl.Boolean(),
@@ -145,7 +145,7 @@ def _spells(inp: Inputs, sector: str, *programs: str) -> pl.LazyFrame:
 
 def latest_per_person(frame: pl.LazyFrame, date: str, tie: str = "record_id") -> pl.LazyFrame:
     """One row per person: the latest `date`, ties to the smallest `tie` (county rule)."""
-    order = pl.all().sort_by([date, tie], descending=[True, True], nulls_last=True)
+    order = pl.all().sort_by([date, tie], descending=[True, False], nulls_last=True)
     return frame.group_by("person_key").agg(order.first())
 
 

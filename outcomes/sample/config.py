@@ -222,13 +222,16 @@ class SampleConfig:
     workforce_boost_completed: float = 0.35  # added employment probability after exit
     workforce_boost_other: float = 0.08
     # ---- partnership health surveys
-    respondents: tuple[int, int] = (6, 12)
+    respondents: tuple[int, int] = (8, 16)
     maturity_base: tuple[float, float] = (2.2, 0.3)  # mean, sd of a partnership's start
     maturity_growth: float = 0.3  # rating points a year since the start
     rating_noise: float = 0.7
     rating_missing: float = 0.04
     # ---- bad rows: rule breaks, duplicates; never above max_bad_share of a file
     rule_rate: float = 0.008
+    # partnership surveys are small whatever the scale: a higher rate still covers every kind
+    rule_rate_by_source: dict[str, float] = field(default_factory=lambda: {
+        "partnership_surveys": 0.015})
     duplicate_identical_rate: float = 0.002
     duplicate_record_id_rate: float = 0.001
     max_bad_share: float = 0.03  # quarantined rows per file, well under the 5% limit

@@ -208,11 +208,12 @@ class Planter:
         self.cfg = cfg
         self.cursor: dict[str, int] = defaultdict(int)
 
-    def budget(self, n: int) -> tuple[int, int, int]:
+    def budget(self, n: int, source: str) -> tuple[int, int, int]:
         """(rule breaks, conflicting duplicate pairs, identical duplicates) for n clean rows."""
         cfg = self.cfg
         cap = int(n * cfg.max_bad_share)
-        rules = min(cap, max(1, round(n * cfg.rule_rate))) if cap else 0
+        rate = cfg.rule_rate_by_source.get(source, cfg.rule_rate)
+        rules = min(cap, max(1, round(n * rate))) if cap else 0
         conflicts = min((cap - rules) // 2, max(1, round(n * cfg.duplicate_record_id_rate)))
         identical = (max(1, round(n * cfg.duplicate_identical_rate))
                      if n >= cfg.min_rows_for_duplicate else 0)
@@ -234,7 +235,7 @@ class Planter:
         """frame plus planted rows, with `_planted` set and `_dup` grouping identical copies."""
         frame = frame.with_columns(pl.lit(None, pl.Int64).alias("_dup"))
         clean = np.flatnonzero(frame["_planted"].is_null().to_numpy())
-        rules, conflicts, identical = self.budget(frame.height)
+        rules, conflicts, identical = self.budget(frame.height, ctx.source)
         total = min(rules + conflicts + identical, clean.size)
         rules = min(rules, total)
         conflicts = min(conflicts, (total - rules))
