@@ -49,7 +49,7 @@ ALL = schema.ALL_COUNTIES
 UNKNOWN = "UNKNOWN"
 GROUPS: dict[str, tuple[str, ...]] = {"sex": schema.SEXES, "age_band": schema.AGE_BANDS}
 REACH_PROGRAMS = ("SNAP", "TANF", "MEDICAID")
-RETURN_WINDOW_DAYS = (0, 365)
+RETURN_WINDOW_DAYS = (1, 365)
 
 UNIT_SCHEMA = {
     "person_key": pl.String(), "county_fips": pl.String(), "hit": pl.Boolean(),
@@ -339,7 +339,7 @@ def person_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, populat
 def _modal(spells: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """Each person's most frequent non-null value of `column`, ties to the smallest."""
     counts = spells.filter(pl.col(column).is_not_null()).group_by("person_key", column).len()
-    order = pl.col(column).sort_by(["len", column], descending=[True, False])
+    order = pl.col(column).sort_by(["len", column], descending=[True, True])
     return counts.group_by("person_key").agg(order.first().alias(f"modal_{column}"))
 
 

@@ -132,19 +132,15 @@ def _regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
     return ~c.cast(pl.String).str.contains(kw["regex"])
 
 
-def _regex_list(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
-    s = c.cast(pl.String)
-    hits = [s.str.contains(r) for r in kw["regex_list"]]
-    return (
-        pl.any_horizontal(hits) if kw.get("match_on", "any") == "any" else pl.all_horizontal(hits)
-    )
+def _not_regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    return c.cast(pl.String).str.contains(kw["regex"])
 
 
 _MAP_EXPECTATIONS: dict[str, Callable[[pl.Expr, dict[str, Any], pl.DataType], pl.Expr]] = {
     "expect_column_values_to_be_between": _between,
     "expect_column_values_to_be_in_set": _in_set,
     "expect_column_values_to_match_regex": _regex,
-    "expect_column_values_to_not_match_regex_list": _regex_list,
+    "expect_column_values_to_not_match_regex": _not_regex,
 }
 
 

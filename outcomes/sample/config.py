@@ -165,11 +165,13 @@ class SampleConfig:
     max_age: int = 95
     sex_shares: tuple[float, float, float] = (0.51, 0.48, 0.01)  # F, M, X
     hyphenated_last_name: float = 0.02
+    employability: tuple[float, float, float] = (0.9, 0.8, 0.12)  # intercept, x need, sd
     need_beta: tuple[float, float] = (1.3, 4.0)  # poverty propensity
     # ---- staggered partnerships: counties whose first partnership starts in
     # year 2, 3 and 4 of the range; the rest are never treated
     cohort_sizes: tuple[int, ...] = (4, 4, 4)
     second_partnership_share: float = 0.4
+    child_welfare_partnership_share: float = 0.3  # agency is dcf, else dhs
     partnership_end_share: float = 0.3
     # ---- public spells: yearly start rate among eligible persons (scaled by need)
     spell_rate: dict[str, float] = field(default_factory=lambda: {
@@ -191,6 +193,7 @@ class SampleConfig:
     reach_county_sd: float = 0.03
     background_enroll: float = 0.035  # persons without a public spell
     co_enroll: float = 0.08  # a second, concurrent enrollment with another partner
+    co_enroll_within_days: int = 60
     program_weights: dict[str, float] = field(default_factory=lambda: {
         "HOUSING": 0.25, "WORKFORCE": 0.2, "FAMILY_SUPPORT": 0.2,
         "BEHAVIORAL_HEALTH": 0.15, "FOOD": 0.2})
@@ -211,6 +214,7 @@ class SampleConfig:
     outcome_base: dict[str, float] = field(default_factory=lambda: {
         "housing_stable": 0.45, "food_secure": 0.5, "employed": 0.35})
     outcome_gain_per_wave: float = 0.1
+    outcome_program_bonus: float = 0.1  # follow-ups: housing program, or completed
     outcome_missing: float = 0.07
     # ---- quarterly wages
     employer_per_persons: int = 40
@@ -225,7 +229,8 @@ class SampleConfig:
     respondents: tuple[int, int] = (8, 16)
     maturity_base: tuple[float, float] = (2.2, 0.3)  # mean, sd of a partnership's start
     maturity_growth: float = 0.3  # rating points a year since the start
-    rating_noise: float = 0.7
+    respondent_sd: float = 0.4  # a respondent's own view of the partnership
+    rating_noise: float = 0.7  # item by item
     rating_missing: float = 0.04
     # ---- bad rows: rule breaks, duplicates; never above max_bad_share of a file
     rule_rate: float = 0.008

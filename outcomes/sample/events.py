@@ -19,20 +19,24 @@ from outcomes.schema import ACCELERANTS, EXIT_REASONS, PROGRAMS, ROLES
 NEVER = np.int64(10**9)  # a day far beyond any range: "open-ended" or "not pending"
 MIN_DAYS, MAX_DAYS = 30, 3650  # spell and enrollment durations
 MAX_ROUNDS = 6  # TANF returns within one year
+MAX_YEARLY_RATE = 0.9  # even the neediest person does not start a spell every year
 ADULT, TANF_MAX_AGE, SENIOR, FOSTER_MAX_AGE, WORK_AGE = 18, 60, 65, 17, 16
 MEDICAID_SENIOR_FACTOR = 0.5
 PUBLIC_BENEFITS = ("SNAP", "TANF", "MEDICAID")
 SPELL_ORG = {p: (DCF if p == "FOSTER_CARE" else DHS).org_id for p in PROGRAMS["spells"]}
 FOLLOWUP_DROPPED_FACTOR = 0.5  # clients who dropped out answer follow-ups less often
 WELLBEING_BASE, WELLBEING_GAIN, WELLBEING_SD = 4.8, 0.7, 2.0
+WELLBEING_RANGE = (0, 10)
 WAGE_QUARTER_SD = 0.15
 SECOND_JOB_SHARE_OF_WAGE = 0.3
 TEEN_EMPLOYMENT = 0.3
+WAGE_FLOOR = 0.5  # quarterly earnings level ~ wage_median * (WAGE_FLOOR + employability)
 NAICS = ("111000", "236220", "311000", "445110", "484110", "561320", "611110", "621111",
          "622110", "722511", "812111", "921190")
 
 
-def _durations(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+def _durations(rng: np.random.Generator, median: float | np.ndarray, sigma: float,
+               n: int) -> np.ndarray:
     return np.clip(rng.lognormal(np.log(median), sigma, n), MIN_DAYS, MAX_DAYS).astype(np.int64)
 
 
@@ -61,7 +65,8 @@ def make_spells(rng: np.random.Generator, world: World, cfg: SampleConfig) -> pl
         for year in world.years:
             d0, d1 = day(year), day(year, 12, 31)
             age = (d0 + (d1 - d0) / 2 - birth) / DAYS_PER_YEAR
-            rate = np.clip(cfg.spell_rate[program] * rel_need * _eligibility(program, age), 0, 0.9)
+            rate = np.clip(cfg.spell_rate[program] * rel_need * _eligibility(program, age),
+                           0.0, MAX_YEARLY_RATE)
             start = d0 + rng.integers(0, d1 - d0 + 1, n)
             fresh = (rng.random(n) < rate) & (start > busy + cfg.min_gap_days) & (pending > d1)
             take, take_start = np.flatnonzero(fresh), start[fresh]
@@ -82,9 +87,10 @@ def make_spells(rng: np.random.Generator, world: World, cfg: SampleConfig) -> pl
                     returns = ~is_open & (rng.random(idx.size) < cfg.tanf_return_share)
                     gap = rng.integers(*cfg.tanf_return_gap_days, idx.size, endpoint=True)
                     pending[idx[returns]] = end[returns] + gap[returns]
-                low, high = cfg.benefit_range.get(program, (np.nan, np.nan))
-                benefit = np.round(rng.uniform(low, high, idx.size), 2) if program in \
-                    cfg.benefit_range else np.full(idx.size, np.nan)
+                if program in cfg.benefit_range:
+                    benefit = np.round(rng.uniform(*cfg.benefit_range[program], idx.size), 2)
+                else:  # MEDICAID pays providers, not the person
+                    benefit = np.full(idx.size, np.nan)
                 benefit[rng.random(idx.size) < cfg.benefit_missing] = np.nan
                 parts.append(pl.DataFrame({
                     "pidx": idx.astype(np.int32),
@@ -130,7 +136,9 @@ def _choose_programs(rng: np.random.Generator, child: np.ndarray, cfg: SampleCon
     return program
 
 
-def _choose_partners(rng: np.random.Generator, program: np.ndarray, cfg: SampleConfig) -> np.ndarray:
+def _choose_partners(
+    rng: np.random.Generator, program: np.ndarray, cfg: SampleConfig
+) -> np.ndarray:
     partner = np.empty(program.size, dtype=object)
     for name in PROGRAMS["services"]:
         offer = [p.org_id for p in PARTNERS if name in p.programs]
@@ -175,16 +183,15 @@ def make_enrollments(
         co_program = _choose_programs(rng, child[co], cfg)
         keep = co_program != program[co]
         co_who = who[co][keep]
-        co_start = np.minimum(start[co][keep] + rng.integers(0, 60, keep.sum()), d1)
+        delay = rng.integers(0, cfg.co_enroll_within_days, keep.sum())
+        co_start = np.minimum(start[co][keep] + delay, d1)
         who = np.concatenate([who, co_who])
         start = np.concatenate([start, co_start])
         program = np.concatenate([program, co_program[keep]])
         partner = _choose_partners(rng, program, cfg)
         median = np.select([program == p for p in PROGRAMS["services"]],
                            [cfg.enroll_median_days[p] for p in PROGRAMS["services"]])
-        duration = np.clip(rng.lognormal(np.log(median), cfg.duration_sigma, who.size),
-                           MIN_DAYS, MAX_DAYS).astype(np.int64)
-        end = start + duration
+        end = start + _durations(rng, median, cfg.duration_sigma, who.size)
         is_open = end > last_day
         np.maximum.at(active_until, who, np.where(is_open, NEVER, end))
         reason = np.asarray(EXIT_REASONS)[rng.choice(len(EXIT_REASONS), who.size,
@@ -227,11 +234,11 @@ def make_client_surveys(
         gain = cfg.outcome_gain_per_wave * wave_index
         values = {}
         for outcome, base in cfg.outcome_base.items():
-            p = base + gain + 0.1 * (wave_index > 0) * (housing[rows] if outcome ==
-                                                        "housing_stable" else completed[rows])
+            helped = housing[rows] if outcome == "housing_stable" else completed[rows]
+            p = base + gain + cfg.outcome_program_bonus * (wave_index > 0) * helped
             values[outcome] = keep_where(rng.random(k) < p, rng.random(k) >= cfg.outcome_missing)
         wellbeing = np.clip(np.rint(rng.normal(WELLBEING_BASE + WELLBEING_GAIN * wave_index,
-                                               WELLBEING_SD, k)), 0, 10).astype(np.int64)
+                                               WELLBEING_SD, k)), *WELLBEING_RANGE).astype(np.int64)
         parts.append(pl.DataFrame({
             "key": enrollments["key"].to_numpy()[rows],
             "survey_day": date[rows].astype(np.int32),
@@ -246,8 +253,10 @@ def make_client_surveys(
     ).sort("year", "survey_day", "key", "wave")
 
 
-def _first_workforce_exit(world: World, enrollments: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per person: global quarter index of the first WORKFORCE exit, and whether it was completed."""
+def _first_workforce_exit(
+    world: World, enrollments: pl.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per person: quarter index (from the range start) of the first WORKFORCE exit; completed?"""
     n = world.persons.height
     exits = (
         enrollments.filter((pl.col("program") == "WORKFORCE") & pl.col("end").is_not_null())
@@ -278,7 +287,8 @@ def iter_wages(
     size /= size.sum()
     employer = rng.choice(n_employers, n, p=size)
     employer_naics = rng.choice(len(NAICS), n_employers)
-    level = cfg.wage_median * (0.5 + employability) * rng.lognormal(0.0, cfg.wage_sigma, n)
+    level = (cfg.wage_median * (WAGE_FLOOR + employability)
+             * rng.lognormal(0.0, cfg.wage_sigma, n))
     exit_quarter, completed = _first_workforce_exit(world, enrollments)
     boost = np.where(completed, cfg.workforce_boost_completed, cfg.workforce_boost_other)
     for i, year in enumerate(world.years):
@@ -307,7 +317,8 @@ def iter_wages(
         wages = pl.concat(parts).sort("quarter", "pidx", "employer")
         wages = wages.with_columns(
             ("E" + pl.col("employer").cast(pl.String).str.zfill(6)).alias("employer_id"),
-            pl.Series("naics_code", np.asarray(NAICS)[employer_naics[wages["employer"].to_numpy()]]),
+            pl.Series("naics_code",
+                      np.asarray(NAICS)[employer_naics[wages["employer"].to_numpy()]]),
         )
         yield year, wages
 
@@ -328,7 +339,8 @@ def make_partnership_surveys(
         count = rng.integers(*cfg.respondents, active.size, endpoint=True)
         which = np.repeat(active, count)
         k = which.size
-        level = base[which] + cfg.maturity_growth * (year - start[which]) + rng.normal(0, 0.4, k)
+        level = (base[which] + cfg.maturity_growth * (year - start[which])
+                 + rng.normal(0.0, cfg.respondent_sd, k))
         ratings = {}
         for name in ACCELERANTS:
             r = np.clip(np.rint(level + rng.normal(0.0, cfg.rating_noise, k)), 1, 5).astype(int)

@@ -15,6 +15,7 @@ from outcomes.sample.util import digits, iso
 
 RECORD_DIGITS = 7
 WAGE_DIGITS = 8
+SECOND_ID_USE = 0.5  # share of spells of a twice-registered person under the second id
 TRUTH_NULLS = {"_pidx": pl.Int32, "_planted": pl.String, "_noise": pl.String, "_key": pl.UInt32}
 EXTRA_VALUES = {
     "entered_by": ("JS", "MK", "AL", "RT", "PD", "admin"),
@@ -57,7 +58,8 @@ def spells_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.Dat
                 spec: OrgSpec, year: int, rng: np.random.Generator) -> pl.DataFrame:
     """A year of an agency's spells; a person with two person ids uses either one."""
     twice = registrations.filter(pl.col("slot") == 1)["pidx"]
-    slot = (rows["pidx"].is_in(twice).to_numpy() & (rng.random(rows.height) < 0.5))
+    second = rng.random(rows.height) < SECOND_ID_USE
+    slot = rows["pidx"].is_in(twice.implode()).to_numpy() & second
     rows = _attach(rows.with_columns(pl.Series("slot", slot.astype(np.int8))), registrations)
     n = rows.height
     return _with_truth(rows.select(

@@ -24,15 +24,15 @@ from outcomes.sample.config import (
     SampleConfig,
 )
 from outcomes.sample.events import (
+    iter_wages,
     make_client_surveys,
     make_enrollments,
     make_partnership_surveys,
     make_spells,
-    iter_wages,
 )
 from outcomes.sample.identity import register_org
 from outcomes.sample.plant import FileContext, Planter, quarantined, shuffle
-from outcomes.sample.util import rng_for
+from outcomes.sample.util import person_id, rng_for
 from outcomes.sample.world import World, make_world
 from outcomes.sample.write import dtypes_for, style, write_frame, write_mapping
 from outcomes.schema import (
@@ -110,8 +110,7 @@ class Landing:
             pl.lit(rel).alias("file"),
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"),
             pl.col(source.id_column).alias("record_id"),
-            ("P" + (pl.col("_pidx").cast(pl.Int64) + 1).cast(pl.String).str.zfill(7))
-            .alias("true_person_id"),
+            person_id(pl.col("_pidx")).alias("true_person_id"),
             pl.col("_planted").alias("planted"),
             quarantined(source.name, pl.col("_planted")).alias("quarantined"),
             pl.col("_noise").alias("noise"),
@@ -139,8 +138,7 @@ def _write_reference(world: World, landing: Path) -> None:
 def _ids(registrations: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat([
         reg.select(pl.lit(org).alias("org_id"), "local_id",
-                   ("P" + (pl.col("pidx").cast(pl.Int64) + 1).cast(pl.String).str.zfill(7))
-                   .alias("true_person_id"))
+                   person_id(pl.col("pidx")).alias("true_person_id"))
         for org, reg in registrations.items()
     ]).sort("org_id", "local_id")
 

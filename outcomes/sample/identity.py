@@ -15,6 +15,7 @@ from outcomes.sample.names import NICKNAMES
 from outcomes.sample.util import PLACEHOLDER_SSNS, digits, iso, keep_where, ssn_problem, typo
 
 ID_WIDTH = 7
+TYPO_IN_LAST_NAME = 0.5
 SSN_OUTCOMES = ("missing", "partial", "placeholder", "never_issued", "digit_typo")
 PLACEHOLDER_CHOICES = (*PLACEHOLDER_SSNS[:3], "999999999", "000000000", "123-45-6789")
 NEVER_ISSUED_AREAS = ("000", "666", "900", "987", "999")
@@ -102,7 +103,7 @@ def register(
     first = first.zip_with(pl.Series(~nick), first.replace(NICKNAMES))
     flags["name:nickname"] = nick
     typo_mask = rng.random(m) < noise.typo
-    in_last = rng.random(m) < 0.5
+    in_last = rng.random(m) < TYPO_IN_LAST_NAME
     for target, rows in (("first", typo_mask & ~in_last), ("last", typo_mask & in_last)):
         idx = np.flatnonzero(rows)
         if idx.size:

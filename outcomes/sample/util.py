@@ -14,6 +14,14 @@ GROUPS, SERIALS = 99, 9999
 ALPHABET = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
 
+PERSON_ID_WIDTH = 7
+
+
+def person_id(pidx: pl.Expr) -> pl.Expr:
+    """The true person id of a 0-based person index: P0000001, P0000002, ..."""
+    return "P" + (pidx.cast(pl.Int64) + 1).cast(pl.String).str.zfill(PERSON_ID_WIDTH)
+
+
 def rng_for(seed: int, part: str) -> np.random.Generator:
     """A generator per part, so changing one part never shifts another's draws."""
     return np.random.default_rng([seed, zlib.crc32(part.encode())])

@@ -22,11 +22,13 @@ from outcomes.sample.config import (
     SampleConfig,
 )
 from outcomes.sample.names import FEMALE, LAST, MALE, ZIPF_SHIFT
-from outcomes.sample.util import day, digits, true_ssns
+from outcomes.sample.util import day, digits, person_id, true_ssns
 from outcomes.schema import AGE_GROUPS
 
 DAYS_PER_YEAR = 365.25
 AGE_BOUNDS = ((0, 18), (18, 65), (65, None))  # the population age groups, in years
+EMPLOYABILITY_CLIP = (0.05, 0.97)
+X_FEMALE_NAME = 0.5  # persons of sex X get a first name from either pool
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def make_persons(
 ) -> pl.DataFrame:
     """The served population: true names, sex, birth date, SSN, county and latent need."""
     sex = rng.choice(np.array(["F", "M", "X"]), n, p=cfg.sex_shares)
-    female = (sex == "F") | ((sex == "X") & (rng.random(n) < 0.5))
+    female = (sex == "F") | ((sex == "X") & (rng.random(n) < X_FEMALE_NAME))
     first = np.where(female, _zipf(rng, FEMALE, n), _zipf(rng, MALE, n))
     last = _zipf(rng, LAST, n)
     hyphen = rng.random(n) < cfg.hyphenated_last_name
@@ -79,12 +81,14 @@ def make_persons(
     birth = day(first_year - 1, 12, 31) - age_days  # nobody is born inside the range
     county = rng.choice(len(weights), n, p=weights)
     zips_per_county = rng.integers(*cfg.zips_per_county, len(weights), endpoint=True)
-    zip_code = ZIP_BASE + county * ZIP_STRIDE + (rng.random(n) * zips_per_county[county]).astype(int)
+    zip_index = (rng.random(n) * zips_per_county[county]).astype(int)
+    zip_code = ZIP_BASE + county * ZIP_STRIDE + zip_index
     need = rng.beta(*cfg.need_beta, n)
-    employability = np.clip(0.9 - 0.8 * need + rng.normal(0.0, 0.12, n), 0.05, 0.97)
+    intercept, slope, sd = cfg.employability
+    employability = np.clip(intercept - slope * need + rng.normal(0.0, sd, n), *EMPLOYABILITY_CLIP)
     return pl.DataFrame({
         "pidx": np.arange(n, dtype=np.int32),
-        "person_id": ("P" + digits(np.arange(1, n + 1), 7)),
+        "person_id": pl.select(person_id(pl.int_range(n))).to_series(),
         "first_name": first.astype(str),
         "last_name": last.astype(str),
         "sex": sex,
@@ -99,7 +103,7 @@ def make_persons(
 
 
 def age_group_index(birth: np.ndarray, on_day: int) -> np.ndarray:
-    """0, 1 or 2 for 0-17, 18-64, 65+ on a given day (birthday arithmetic in days is close enough)."""
+    """0, 1 or 2 for 0-17, 18-64, 65+ on a day (age in days / 365.25 is close enough)."""
     age = (on_day - birth) / DAYS_PER_YEAR
     return (age >= AGE_BOUNDS[1][0]).astype(int) + (age >= AGE_BOUNDS[2][0]).astype(int)
 
@@ -153,7 +157,8 @@ def make_partnerships(
             for k, s in enumerate(starts):
                 ends = rng.random() < cfg.partnership_end_share and s + 1 < last
                 rows.append({
-                    "agency_id": AGENCIES_IN_PARTNERSHIPS[int(rng.random() < 0.3)],
+                    "agency_id": AGENCIES_IN_PARTNERSHIPS[
+                        int(rng.random() < cfg.child_welfare_partnership_share)],
                     "partner_id": partner_ids[partners[k]],
                     "county_fips": str(county),
                     "start_year": s,

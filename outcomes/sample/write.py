@@ -108,7 +108,7 @@ def write_frame(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], path: Path,
         typed(frame, dtypes, per_cell=False)[0].write_parquet(path)
     elif fmt == "xlsx":
         data, overrides = typed(frame, dtypes, per_cell=True)
-        workbook = xlsxwriter.Workbook(str(path))
+        workbook = xlsxwriter.Workbook(str(path), {"in_memory": True})  # no temp files
         workbook.set_properties({"created": FIXED_CREATED})
         data.write_excel(workbook, worksheet=SHEET, autofit=False)
         sheet = workbook.get_worksheet_by_name(SHEET)

@@ -1,0 +1,1 @@
+"""Benchmark harness: per-stage wall time and peak memory (not part of the test suite)."""
