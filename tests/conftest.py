@@ -39,3 +39,21 @@ def materialize(landing: Path, warehouse: Path, **overrides: object) -> Material
 def handmade(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
     root = tmp_path_factory.mktemp("handmade")
     return materialize(write_handmade(root), root / "warehouse")
+
+
+SAMPLE_SCALE = 2000
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
+    """A generated landing zone with known truth, run through a persistent Dagster instance."""
+    from outcomes.sample import generate
+
+    root = tmp_path_factory.mktemp("sample")
+    generate(root, scale=SAMPLE_SCALE, seed=11)
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        return materialize(root / "landing", root / "warehouse")

@@ -200,6 +200,10 @@ EMPLOYMENT = [
     ("w7", "E4", "HOUSING", "2021-01-01", "2021-06-30", C1),  # not workforce
     ("w8", "E5", "WORKFORCE", "2021-01-01", "2022-01-15", C1),  # exits in 2022
     ("w9", "E6", "WORKFORCE", "2021-01-01", None, C1),  # no exit
+    # E7: the latest exit (w10, Oct, C2 -> target Q2 2022) is not the latest start
+    # (w11, exit Jul, C1 -> target Q1 2022, no wages then).
+    ("w10", "E7", "WORKFORCE", "2020-01-01", "2021-10-01", C2),
+    ("w11", "E7", "WORKFORCE", "2021-06-01", "2021-07-01", C1),
 ]
 EMPLOYMENT_WAGES = [
     ("E1", 2022, 1, "emp1", 0.0),  # summed over employers: 0 + 100 > 0 -> paid
@@ -209,6 +213,7 @@ EMPLOYMENT_WAGES = [
     ("E2", 2021, 3, "emp1", 500.0),  # wrong quarter
     ("E2", 2022, 4, "emp1", 500.0),  # right quarter, wrong year
     ("E3", 2022, 2, "emp3", 50.0),  # paid
+    ("E7", 2022, 2, "emp1", 10.0),  # paid
 ]
 
 TANF = [
@@ -232,6 +237,11 @@ TANF = [
     # T5 ended in 2020: not in the 2021 denominator.
     ("t11", "T5", "TANF", "2020-01-01", "2020-12-31", C1),
     ("t12", "T5", "TANF", "2021-01-05", None, C1),
+    # T6: latest end t13 (15 Nov 2021, C2) is not the latest start (t14, ends 1 Jun, C1);
+    # t15 starts 2022-11-14 = 364 days after 15 Nov 2021 (531 after 1 Jun) -> yes, C2.
+    ("t13", "T6", "TANF", "2019-01-01", "2021-11-15", C2),
+    ("t14", "T6", "TANF", "2021-05-01", "2021-06-01", C1),
+    ("t15", "T6", "TANF", "2022-11-14", None, C1),
 ]
 
 HOUSING = [
@@ -315,12 +325,13 @@ def test_snap_counts_each_person_once_over_all_ages():
 
 
 def test_employment_q2_after_exit():
-    # C1: E2 (not paid in Q4 2021) -> 0/1. C2: E1 (paid Q1 2022), E3 (paid Q2 2022) -> 2/2.
+    # C1: E2 (not paid in Q4 2021) -> 0/1.
+    # C2: E1 (paid Q1 2022), E3 (paid Q2 2022), E7 (paid Q2 2022) -> 3/3. ALL 3/4.
     assert by_county(run(EMPLOYMENT, EMPLOYMENT_WAGES), "employment_q2_after_exit") == {
         C1: (0, 1),
-        C2: (2, 2),
+        C2: (3, 3),
         C3: (0, 0),
-        "ALL": (2, 3),
+        "ALL": (3, 4),
     }
 
 
@@ -351,12 +362,13 @@ def test_employment_provisional_until_wages_of_y_and_next_year_are_loaded(wage_y
 
 
 def test_tanf_return_12m():
-    # C1: T2 (366 days), T3 (0 days / SNAP), T4 (1 day) -> 1/3. C2: T1 (365 days) -> 1/1.
+    # C1: T2 (366 days), T3 (0 days / SNAP), T4 (1 day) -> 1/3.
+    # C2: T1 (365 days), T6 (364 days) -> 2/2. ALL 3/5.
     assert by_county(run(TANF), "tanf_return_12m") == {
         C1: (1, 3),
-        C2: (1, 1),
+        C2: (2, 2),
         C3: (0, 0),
-        "ALL": (2, 4),
+        "ALL": (3, 5),
     }
 
 

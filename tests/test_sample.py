@@ -80,8 +80,8 @@ def test_same_seed_same_bytes_other_seed_other_content(
 def test_summary_and_truth_files(sample: tuple[Path, dict]) -> None:
     out, summary = sample
     truth = out / "truth"
-    for name in ("persons.parquet", "records.parquet", "ids.parquet", "effect.json",
-                 "summary.json"):
+    for name in ("persons.parquet", "records.parquet", "ids.parquet", "reach.parquet",
+                 "effect.json", "summary.json"):
         assert (truth / name).is_file(), name
     assert summary["persons"] == SCALE
     assert set(summary["rows"]) == set(SOURCES)
@@ -130,6 +130,29 @@ def test_reference_counties_population_staggered_partnerships(
     effect = json.loads((sample[0] / "truth" / "effect.json").read_text())
     assert effect["treated_counties"] == dict(first.sort("county_fips").iter_rows())
     assert effect["indicator_id"] == "cross_sector_reach" and effect["effect"] > 0
+
+
+def test_planted_effect_shows_in_the_true_reach(sample: tuple[Path, dict]) -> None:
+    truth = sample[0] / "truth"
+    effect = json.loads((truth / "effect.json").read_text())
+    reach = pl.read_parquet(truth / "reach.parquet").with_columns(
+        start=pl.col("county_fips").replace_strict(effect["treated_counties"], default=None,
+                                                   return_dtype=pl.Int64))
+    first = effect["years"][0]
+    after = reach.filter(pl.col("year") >= pl.col("start"))
+    before = reach.filter(pl.col("start").is_not_null() & (pl.col("year") < pl.col("start")))
+    control = reach.filter(pl.col("start").is_null())
+
+    def share(frame: pl.DataFrame) -> float:
+        return frame["numerator"].sum() / frame["denominator"].sum()
+
+    def trend(frame: pl.DataFrame) -> float:  # control level in the same years
+        years = frame["year"].unique().implode()
+        return share(control.filter(pl.col("year").is_in(years)))
+
+    did = (share(after) - trend(after)) - (share(before) - trend(before))
+    assert abs(did - effect["effect"]) < effect["effect"] / 2
+    assert reach["year"].min() == first
 
 
 def test_every_source_format_and_mapping_present(
