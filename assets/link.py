@@ -42,8 +42,7 @@ def resolved_links(wh: Warehouse, years: range, merge_years: range | None = None
             key=PERSON_KEY_MERGES.name,
             description=PERSON_KEY_MERGES.description,
             deps=[
-                dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to())
-                for n in LINKED_SOURCES
+                dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to()) for n in LINKED_SOURCES
             ]
             + [dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years())],
             group_name="link",

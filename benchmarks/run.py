@@ -94,7 +94,7 @@ def disk_mib(root: Path) -> float:
     return total / 2**20
 
 
-def one_run(root: Path, scale: int, seed: int, echo: bool) -> dict:
+def one_run(root: Path, scale: int, seed: int) -> dict:
     """Generate, then every step in order; stops at the first failure (later steps need it)."""
     landing, warehouse, home = root / "landing", root / "warehouse", root / "dagster_home"
     home.mkdir(parents=True)
@@ -109,8 +109,8 @@ def one_run(root: Path, scale: int, seed: int, echo: bool) -> dict:
     }
     logs = root / "logs"
     gen = measure("generate", None, ["generate", str(root), str(scale), str(seed)], env, logs)
-    if echo:
-        print(f"generate {scale:,} persons         {gen.wall_s:7.1f} s {gen.peak_mib:8.0f} MiB")
+    label = f"generate {scale:,} persons"
+    print(f"{label:<32} {gen.wall_s:7.1f} s {gen.peak_mib:8.0f} MiB", flush=True)
     run: dict = {"generate": gen, "steps": [], "failed": None}
     if gen.error:
         run["failed"] = gen
@@ -123,9 +123,9 @@ def one_run(root: Path, scale: int, seed: int, echo: bool) -> dict:
     for i, (job, year) in enumerate(steps, 1):
         m = measure(job, year, [job, str(year or "all")], env, logs)
         run["steps"].append(m)
-        if echo:
-            label = f"[{i:>2}/{len(steps)}] {job:<18} {year or 'all':<5}"
-            print(f"{label} {m.wall_s:7.1f} s {m.peak_mib:8.0f} MiB" + ("  FAILED" * bool(m.error)))
+        label = f"[{i:>2}/{len(steps)}] {job:<18} {year or 'all':<5}"
+        failed = "  FAILED" if m.error else ""
+        print(f"{label} {m.wall_s:7.1f} s {m.peak_mib:8.0f} MiB{failed}", flush=True)
         if m.error:
             run["failed"] = m
             break
@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(a.repeat):
             if a.repeat > 1:
-                print(f"-- run {i + 1}/{a.repeat}")
-            runs.append(one_run(work / f"run{i + 1}", a.scale, a.seed, echo=True))
+                print(f"-- run {i + 1}/{a.repeat}", flush=True)
+            runs.append(one_run(work / f"run{i + 1}", a.scale, a.seed))
             if runs[-1]["failed"]:
                 break
             if not (a.keep or a.workdir):  # free the disk between repeats

@@ -52,12 +52,19 @@ REACH_PROGRAMS = ("SNAP", "TANF", "MEDICAID")
 RETURN_WINDOW_DAYS = (1, 365)
 
 UNIT_SCHEMA = {
-    "person_key": pl.String(), "county_fips": pl.String(), "hit": pl.Boolean(),
-    "sex": pl.String(), "birth_year": pl.Int64(),
+    "person_key": pl.String(),
+    "county_fips": pl.String(),
+    "hit": pl.Boolean(),
+    "sex": pl.String(),
+    "birth_year": pl.Int64(),
 }
 CELL_SCHEMA = {
-    "indicator_id": pl.String(), "year": pl.Int64(), "county_fips": pl.String(),
-    "numerator": pl.Int64(), "denominator": pl.Int64(), "provisional": pl.Boolean(),
+    "indicator_id": pl.String(),
+    "year": pl.Int64(),
+    "county_fips": pl.String(),
+    "numerator": pl.Int64(),
+    "denominator": pl.Int64(),
+    "provisional": pl.Boolean(),
 }
 GROUP_CELL_SCHEMA = {**CELL_SCHEMA, "group_by": pl.String(), "group_value": pl.String()}
 
@@ -84,11 +91,24 @@ class Inputs:
     loaded: LoadedYears
 
     @classmethod
-    def of(cls, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
-           counties: Iterable[str] | Frame, loaded: LoadedYears) -> Inputs:
+    def of(
+        cls,
+        spells: Frame,
+        wages: Frame,
+        surveys: Frame,
+        population: Frame,
+        counties: Iterable[str] | Frame,
+        loaded: LoadedYears,
+    ) -> Inputs:
         """Accept eager or lazy frames and any list of counties: callers differ."""
-        return cls(spells.lazy(), wages.lazy(), surveys.lazy(), population.lazy(),
-                   _county_frame(counties), loaded)
+        return cls(
+            spells.lazy(),
+            wages.lazy(),
+            surveys.lazy(),
+            population.lazy(),
+            _county_frame(counties),
+            loaded,
+        )
 
 
 Units = Callable[[Inputs, int], pl.LazyFrame]
@@ -209,8 +229,9 @@ def employment_after_exit(inp: Inputs, year: int) -> pl.LazyFrame:
         .select("person_key", target_year="year", target_quarter="quarter", hit=pl.lit(True))
     )
     keys = ["person_key", "target_year", "target_quarter"]
-    joined = persons.join(paid.cast({"target_year": pl.Int64, "target_quarter": pl.Int64}),
-                          on=keys, how="left")
+    joined = persons.join(
+        paid.cast({"target_year": pl.Int64, "target_quarter": pl.Int64}), on=keys, how="left"
+    )
     return _units(joined, pl.col("hit").fill_null(False))
 
 
@@ -242,35 +263,50 @@ REGISTRY: dict[str, Indicator] = {
     i.indicator_id: i
     for i in (
         Indicator(
-            "cross_sector_reach", "proportion",
+            "cross_sector_reach",
+            "proportion",
             "Share of people on SNAP, TANF or Medicaid who were also served by a nonprofit.",
-            cross_sector_reach, by_group=True,
+            cross_sector_reach,
+            by_group=True,
         ),
         Indicator(
-            "foster_care_entry_rate", "rate",
+            "foster_care_entry_rate",
+            "rate",
             "Children entering foster care per 1,000 children.",
-            foster_care_entries, multiplier=1000.0, population_ages=("0-17",),
+            foster_care_entries,
+            multiplier=1000.0,
+            population_ages=("0-17",),
         ),
         Indicator(
-            "snap_participation_per_1000", "rate",
+            "snap_participation_per_1000",
+            "rate",
             "People receiving SNAP per 1,000 residents.",
-            snap_participants, multiplier=1000.0, population_ages=schema.AGE_GROUPS,
+            snap_participants,
+            multiplier=1000.0,
+            population_ages=schema.AGE_GROUPS,
         ),
         Indicator(
-            "employment_q2_after_exit", "proportion",
+            "employment_q2_after_exit",
+            "proportion",
             "Share of people leaving a workforce program who had earnings two quarters later.",
-            employment_after_exit, by_group=True,
+            employment_after_exit,
+            by_group=True,
             provisional_if_missing=(("wages", 0), ("wages", 1)),
         ),
         Indicator(
-            "tanf_return_12m", "proportion",
+            "tanf_return_12m",
+            "proportion",
             "Share of people leaving TANF who were back on TANF within a year.",
-            tanf_returns, by_group=True, provisional_if_missing=(("spells", 1),),
+            tanf_returns,
+            by_group=True,
+            provisional_if_missing=(("spells", 1),),
         ),
         Indicator(
-            "housing_stability_12m", "proportion",
+            "housing_stability_12m",
+            "proportion",
             "Share of clients stably housed a year after starting services.",
-            housing_stability, by_group=True,
+            housing_stability,
+            by_group=True,
         ),
     )
 }
@@ -303,10 +339,15 @@ def _with_all(cells: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
 
 def _finish(ind: Indicator, cells: pl.LazyFrame, inp: Inputs, year: int, schema_):
     """Label an indicator's cells, cast them to the cell schema."""
-    return cells.with_columns(
-        indicator_id=pl.lit(ind.indicator_id), year=pl.lit(year),
-        provisional=pl.lit(ind.provisional(inp.loaded, year)),
-    ).select(list(schema_)).cast(schema_)
+    return (
+        cells.with_columns(
+            indicator_id=pl.lit(ind.indicator_id),
+            year=pl.lit(year),
+            provisional=pl.lit(ind.provisional(inp.loaded, year)),
+        )
+        .select(list(schema_))
+        .cast(schema_)
+    )
 
 
 def _county_cells(ind: Indicator, inp: Inputs, year: int) -> pl.LazyFrame:
@@ -325,8 +366,15 @@ def sort_cells(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([*keys, pl.col("county_fips") == ALL, "county_fips"])
 
 
-def person_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
-                 counties: Iterable[str] | Frame, loaded: LoadedYears) -> pl.DataFrame:
+def person_cells(
+    year: int,
+    spells: Frame,
+    wages: Frame,
+    surveys: Frame,
+    population: Frame,
+    counties: Iterable[str] | Frame,
+    loaded: LoadedYears,
+) -> pl.DataFrame:
     """Unsuppressed cells of every registered indicator for one year (CELL_SCHEMA)."""
     inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
     parts = [_county_cells(ind, inp, year) for ind in REGISTRY.values()]
@@ -339,8 +387,17 @@ def person_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, populat
 def _modal(spells: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """Each person's most frequent non-null value of `column`, ties to the smallest."""
     counts = spells.filter(pl.col(column).is_not_null()).group_by("person_key", column).len()
-    order = pl.col(column).sort_by(["len", column], descending=[True, True])
+    order = pl.col(column).sort_by(["len", column], descending=[True, False])
     return counts.group_by("person_key").agg(order.first().alias(f"modal_{column}"))
+
+
+def demographic_fallback(spells: pl.LazyFrame) -> pl.DataFrame:
+    """person_key, modal_sex, modal_birth_year over all of a person's spells.
+
+    Computed once per call (every grouped indicator reuses it): it scans all spells.
+    """
+    sex, birth = _modal(spells, "sex"), _modal(spells, "birth_year")
+    return sex.join(birth, on="person_key", how="full", coalesce=True).collect()
 
 
 def age_band(year: int) -> pl.Expr:
@@ -352,47 +409,62 @@ def age_band(year: int) -> pl.Expr:
     return bands.otherwise(pl.lit(schema.AGE_BANDS[-1]))
 
 
-def _demographics(units: pl.LazyFrame, inp: Inputs, year: int) -> pl.LazyFrame:
-    """Units with group values: own record first, then the person's modal value, else UNKNOWN."""
-    for column in ("sex", "birth_year"):
-        units = units.join(_modal(inp.spells, column), on="person_key", how="left")
-        units = units.with_columns(pl.coalesce(column, f"modal_{column}")).drop(f"modal_{column}")
-    return units.with_columns(pl.col("sex").fill_null(UNKNOWN), age_band=age_band(year))
+def _demographics(units: pl.LazyFrame, fallback: pl.DataFrame, year: int) -> pl.DataFrame:
+    """Units with group values: own record first, then the person's modal value, else UNKNOWN.
+
+    Collected here: the units are read twice (sex and age band), so compute them once.
+    """
+    units = units.join(fallback.lazy(), on="person_key", how="left")
+    own_first = [pl.coalesce(c, f"modal_{c}").alias(c) for c in ("sex", "birth_year")]
+    units = units.with_columns(own_first).with_columns(pl.col("sex").fill_null(UNKNOWN))
+    return units.with_columns(age_band=age_band(year)).collect()
 
 
 def _long_groups(units: pl.LazyFrame) -> pl.LazyFrame:
     """One row per unit and breakdown: (county_fips, hit, group_by, group_value)."""
-    return pl.concat([
-        units.select("county_fips", "hit", group_by=pl.lit(g), group_value=pl.col(g))
-        for g in GROUPS
-    ])
+    return pl.concat(
+        [
+            units.select("county_fips", "hit", group_by=pl.lit(g), group_value=pl.col(g))
+            for g in GROUPS
+        ]
+    )
 
 
 def _group_grid(inp: Inputs, long: pl.LazyFrame) -> pl.LazyFrame:
     """Every county x (fixed group values plus those in the data)."""
     fixed = pl.LazyFrame(
         [(g, v) for g, values in GROUPS.items() for v in values],
-        schema={"group_by": pl.String(), "group_value": pl.String()}, orient="row",
+        schema={"group_by": pl.String(), "group_value": pl.String()},
+        orient="row",
     )
     values = pl.concat([fixed, long.select("group_by", "group_value")]).unique()
     return inp.counties.join(values, how="cross")
 
 
-def _group_cells(ind: Indicator, inp: Inputs, year: int) -> pl.LazyFrame:
+def _group_cells(ind: Indicator, inp: Inputs, year: int, fallback: pl.DataFrame) -> pl.LazyFrame:
     """Rows for every county plus ALL within each group value of one indicator-year."""
-    long = _long_groups(_demographics(ind.units(inp, year), inp, year))
+    long = _long_groups(_demographics(ind.units(inp, year), fallback, year).lazy())
     keys = ["group_by", "group_value"]
     cells = _tally(_group_grid(inp, long), long, keys)
     return _finish(ind, _with_all(cells, keys), inp, year, GROUP_CELL_SCHEMA)
 
 
-def group_cells(year: int, spells: Frame, wages: Frame, surveys: Frame, population: Frame,
-                counties: Iterable[str] | Frame, loaded: LoadedYears) -> pl.DataFrame:
+def group_cells(
+    year: int,
+    spells: Frame,
+    wages: Frame,
+    surveys: Frame,
+    population: Frame,
+    counties: Iterable[str] | Frame,
+    loaded: LoadedYears,
+) -> pl.DataFrame:
     """Unsuppressed cells by sex and age band of every grouped indicator for one year."""
     inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
-    parts = [_group_cells(ind, inp, year) for ind in REGISTRY.values() if ind.by_group]
-    if not parts:
+    grouped = [ind for ind in REGISTRY.values() if ind.by_group]
+    if not grouped:
         return pl.DataFrame(schema=GROUP_CELL_SCHEMA)
+    fallback = demographic_fallback(inp.spells)
+    parts = [_group_cells(ind, inp, year, fallback) for ind in grouped]
     return sort_cells(pl.concat(parts).collect())
 
 
@@ -424,10 +496,14 @@ def _estimates(cells: Frame) -> pl.DataFrame:
     r_low, r_high = stats.rate_interval(n, den, mult)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.where(den > 0, n / den * np.where(rate, mult, 1.0), np.nan)
-    columns = {"value": value, "ci_low": np.where(rate, r_low, w_low),
-               "ci_high": np.where(rate, r_high, w_high)}
-    return df.with_columns(pl.Series(k, v, dtype=pl.Float64).fill_nan(None)
-                           for k, v in columns.items())
+    columns = {
+        "value": value,
+        "ci_low": np.where(rate, r_low, w_low),
+        "ci_high": np.where(rate, r_high, w_high),
+    }
+    return df.with_columns(
+        pl.Series(k, v, dtype=pl.Float64).fill_nan(None) for k, v in columns.items()
+    )
 
 
 def indicator_panel(cells: Frame) -> pl.DataFrame:
@@ -451,9 +527,7 @@ def _primary(min_cell: int) -> pl.Expr:
 def _complementary(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Second suppression where one primary county could be recovered from ALL."""
     county, primary = pl.col("county_fips") != ALL, pl.col("suppression").is_not_null()
-    at_risk = ((primary & county).sum().over(keys) == 1) & (
-        (~primary & ~county).any().over(keys)
-    )
+    at_risk = ((primary & county).sum().over(keys) == 1) & ((~primary & ~county).any().over(keys))
     n = pl.col("numerator")
     pick = (
         df.filter(at_risk & county & ~primary)
@@ -463,8 +537,9 @@ def _complementary(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
     df = df.join(pick, on=[*keys, "county_fips"], how="left")
     flag = pl.col("complementary").fill_null(False)
-    return df.with_columns(suppression=pl.when(flag).then(pl.lit("complementary"))
-                           .otherwise("suppression")).drop("complementary")
+    return df.with_columns(
+        suppression=pl.when(flag).then(pl.lit("complementary")).otherwise("suppression")
+    ).drop("complementary")
 
 
 def finalize(cells: Frame, min_cell: int = 11) -> pl.DataFrame:
@@ -492,13 +567,21 @@ class IndicatorTables:
     indicator_panel: pl.DataFrame
 
 
-def indicator_tables(year: int, spells: Frame, wages: Frame, surveys: Frame,
-                     population: Frame, counties: Iterable[str] | Frame,
-                     loaded: LoadedYears, min_cell: int = 11) -> IndicatorTables:
+def indicator_tables(
+    year: int,
+    spells: Frame,
+    wages: Frame,
+    surveys: Frame,
+    population: Frame,
+    counties: Iterable[str] | Frame,
+    loaded: LoadedYears,
+    min_cell: int = 11,
+) -> IndicatorTables:
     """Cells, published tables and the unsuppressed panel of one year in one call."""
     args = (year, spells, wages, surveys, population, counties, loaded)
     cells = person_cells(*args)
     return IndicatorTables(
-        finalize(cells, min_cell), finalize(group_cells(*args), min_cell),
+        finalize(cells, min_cell),
+        finalize(group_cells(*args), min_cell),
         indicator_panel(cells),
     )

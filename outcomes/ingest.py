@@ -125,7 +125,7 @@ def discover(landing_dir: Path) -> list[LandingFile]:
 
 
 def _as_text(df: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
-    """Every column as text; returns the columns that held real dates (xlsx/parquet)."""
+    """Every column as text; returns the columns that held real dates."""
     native_dates: set[str] = set()
     exprs = []
     for name, dtype in df.schema.items():
@@ -169,7 +169,11 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
             return df, set()
         if ext == "parquet":
             return _as_text(pl.read_parquet(path))
-        return _as_text(pl.read_excel(path, sheet_id=1, engine="calamine"))
+        # as text: a bad value typed among date cells must not silently become null
+        df = pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=0)
+        midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+        df = df.with_columns(pl.all().str.replace(midnight, "${1}"))
+        return df, set(df.columns)  # date cells read as ISO, whatever the mapping says
     except LandingError:
         raise
     except Exception as e:  # polars, fastexcel and pyarrow raise many kinds

@@ -21,9 +21,7 @@ from outcomes.schema import (
 SECTOR = {"spells": "PUBLIC", "services": "NONPROFIT"}
 
 
-def identities(
-    spells: pl.LazyFrame, wages: pl.LazyFrame, services: pl.LazyFrame
-) -> pl.LazyFrame:
+def identities(spells: pl.LazyFrame, wages: pl.LazyFrame, services: pl.LazyFrame) -> pl.LazyFrame:
     """The identity columns linkage compares, from every source that names a person."""
     names = ["first_name", "last_name"]
     return pl.concat(
@@ -82,9 +80,7 @@ def survey_county(surveys: pl.DataFrame, services: pl.DataFrame) -> pl.DataFrame
     the survey date, else of their earliest (contract, housing_stability_12m); ties go to
     the smallest record_id."""
     cand = surveys.select("org_id", "client_id", "response_id", "survey_date").join(
-        services.select(
-            "org_id", "client_id", "record_id", "enroll_date", "county_fips"
-        ),
+        services.select("org_id", "client_id", "record_id", "enroll_date", "county_fips"),
         on=["org_id", "client_id"],
         how="inner",
     )

@@ -56,7 +56,9 @@ def _parse_date(c: pl.Expr, fmt: str) -> pl.Expr:
 def _parse(name: str, dtype: pl.DataType, date_format: str, native: set[str]) -> pl.Expr:
     c = pl.col(name).cast(pl.String)
     if dtype == pl.Date:
-        return _parse_date(c, ISO_DATE if name in native else date_format)
+        if name in native and date_format != ISO_DATE:  # real date cells arrive as ISO text
+            return pl.coalesce(_parse_date(c, date_format), _parse_date(c, ISO_DATE))
+        return _parse_date(c, date_format)
     if dtype == pl.Int64:
         return c.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
     if dtype == pl.Float64:

@@ -75,7 +75,9 @@ def test_nothing_lost_and_quarantine_names_file_line_and_rule(handmade: Material
             - pl.col("rows_staged")
             - pl.col("rows_quarantined")
             - pl.col("duplicates_collapsed")
-        ).abs().sum()
+        )
+        .abs()
+        .sum()
     ).item()
     assert balance == 0
     spells = ledger.filter(pl.col("file") == "public/hra/spells_2014.csv").row(0, named=True)
@@ -124,7 +126,9 @@ def test_failed_run_keeps_what_was_published(handmade: Materialized, tmp_path):
     # a re-delivery with half its rows broken: more than 5% quarantined
     path = landing / "public/hra/spells_2014.csv"
     text = path.read_text(encoding="utf-8-sig").splitlines()
-    broken = [text[0]] + [ln.replace("SNAP", "NOPE") if i % 2 else ln for i, ln in enumerate(text[1:])]
+    broken = [text[0]] + [
+        ln.replace("SNAP", "NOPE") if i % 2 else ln for i, ln in enumerate(text[1:])
+    ]
     path.write_text("\n".join(broken) + "\n", encoding="utf-8")
     with pytest.raises(RunFailed) as e:
         materialize(landing, warehouse)

@@ -60,7 +60,8 @@ def _canonical(path: Path) -> tuple[pl.DataFrame, str]:
     mapping = yaml.safe_load(mapping_file.read_text())
     frame = frame.rename({v: k for k, v in mapping["columns"].items() if v in frame.columns})
     frame = frame.with_columns(
-        pl.col(c).replace(v) for c, v in mapping["values"].items() if c in frame.columns)
+        pl.col(c).replace(v) for c, v in mapping["values"].items() if c in frame.columns
+    )
     return frame, mapping["date_format"]
 
 
@@ -80,8 +81,14 @@ def test_same_seed_same_bytes_other_seed_other_content(
 def test_summary_and_truth_files(sample: tuple[Path, dict]) -> None:
     out, summary = sample
     truth = out / "truth"
-    for name in ("persons.parquet", "records.parquet", "ids.parquet", "reach.parquet",
-                 "effect.json", "summary.json"):
+    for name in (
+        "persons.parquet",
+        "records.parquet",
+        "ids.parquet",
+        "reach.parquet",
+        "effect.json",
+        "summary.json",
+    ):
         assert (truth / name).is_file(), name
     assert summary["persons"] == SCALE
     assert set(summary["rows"]) == set(SOURCES)
@@ -104,9 +111,7 @@ def test_truth_is_beside_the_landing_zone(sample: tuple[Path, dict]) -> None:
     assert not list(landing.rglob("records.parquet"))
 
 
-def test_reference_counties_population_staggered_partnerships(
-    sample: tuple[Path, dict]
-) -> None:
+def test_reference_counties_population_staggered_partnerships(sample: tuple[Path, dict]) -> None:
     ref = sample[0] / "landing" / "reference"
     counties = pl.read_csv(ref / "counties.csv", infer_schema=False)
     assert counties.height >= 20
@@ -119,8 +124,9 @@ def test_reference_counties_population_staggered_partnerships(
     assert set(population["age_group"]) == set(AGE_GROUPS)
     total = population.filter(pl.col("year") == years[0])["population"].sum()
     assert 4 * SCALE < total < 16 * SCALE
-    partnerships = pl.read_csv(ref / "partnerships.csv",
-                               schema_overrides={"county_fips": pl.String})
+    partnerships = pl.read_csv(
+        ref / "partnerships.csv", schema_overrides={"county_fips": pl.String}
+    )
     first = partnerships.group_by("county_fips").agg(pl.col("start_year").min())
     cohorts = first["start_year"].value_counts()
     for offset in (1, 2, 3):
@@ -136,8 +142,10 @@ def test_planted_effect_shows_in_the_true_reach(sample: tuple[Path, dict]) -> No
     truth = sample[0] / "truth"
     effect = json.loads((truth / "effect.json").read_text())
     reach = pl.read_parquet(truth / "reach.parquet").with_columns(
-        start=pl.col("county_fips").replace_strict(effect["treated_counties"], default=None,
-                                                   return_dtype=pl.Int64))
+        start=pl.col("county_fips").replace_strict(
+            effect["treated_counties"], default=None, return_dtype=pl.Int64
+        )
+    )
     first = effect["years"][0]
     after = reach.filter(pl.col("year") >= pl.col("start"))
     before = reach.filter(pl.col("start").is_not_null() & (pl.col("year") < pl.col("start")))
@@ -200,8 +208,10 @@ def test_truth_lines_point_at_the_rows(sample: tuple[Path, dict], records: pl.Da
 
 def test_no_file_plants_more_than_the_limit(records: pl.DataFrame) -> None:
     per_file = records.group_by("file").agg(
-        rows=pl.len(), bad=pl.col("quarantined").sum(),
-        collapsed=(pl.col("planted") == "duplicate_identical").sum())
+        rows=pl.len(),
+        bad=pl.col("quarantined").sum(),
+        collapsed=(pl.col("planted") == "duplicate_identical").sum(),
+    )
     assert (per_file["bad"] <= MAX_BAD_SHARE * per_file["rows"]).all()
     assert per_file["bad"].sum() > 0 and per_file["collapsed"].sum() > 0
     codes = set(records["planted"].drop_nulls())
@@ -213,29 +223,38 @@ def test_planted_rows_break_their_rule_and_good_rows_keep_it(
 ) -> None:
     """A few contract rules, checked independently of the generator's own code."""
     landing = sample[0] / "landing"
-    counties = pl.read_csv(landing / "reference" / "counties.csv",
-                           infer_schema=False)["county_fips"].implode()
-    for (name,), truth in records.filter(pl.col("source").is_in(["spells", "services"])
-                                         ).group_by("file"):
+    counties = pl.read_csv(landing / "reference" / "counties.csv", infer_schema=False)[
+        "county_fips"
+    ].implode()
+    for (name,), truth in records.filter(pl.col("source").is_in(["spells", "services"])).group_by(
+        "file"
+    ):
         frame, date_format = _canonical(landing / str(name))
         year = truth["year"][0]
         start = "start_date" if truth["source"][0] == "spells" else "enroll_date"
         end = "end_date" if start == "start_date" else "exit_date"
         checked = frame.with_columns(truth.sort("line").select("planted", "quarantined")).select(
-            "planted", "quarantined",
+            "planted",
+            "quarantined",
             start_ok=pl.col(start).str.to_date(date_format, strict=False).dt.year() == year,
-            order_ok=pl.col(end).is_null() | (
+            order_ok=pl.col(end).is_null()
+            | (
                 pl.col(end).str.to_date(date_format, strict=False)
-                >= pl.col(start).str.to_date(date_format, strict=False)),
+                >= pl.col(start).str.to_date(date_format, strict=False)
+            ),
             county_ok=pl.col("county_fips").is_in(counties),
             sex_ok=pl.col("sex").is_null() | pl.col("sex").is_in(SEXES),
         )
         good = checked.filter(~pl.col("quarantined"))
-        assert good.select(pl.all_horizontal(pl.col("^.*_ok$").fill_null(False))
-                           ).to_series().all(), name
-        for code, column in ((f"{start}:wrong_year", "start_ok"),
-                             (f"{end}:before_start", "order_ok"),
-                             ("county_fips:unknown", "county_ok"), ("sex:invalid", "sex_ok")):
+        assert (
+            good.select(pl.all_horizontal(pl.col("^.*_ok$").fill_null(False))).to_series().all()
+        ), name
+        for code, column in (
+            (f"{start}:wrong_year", "start_ok"),
+            (f"{end}:before_start", "order_ok"),
+            ("county_fips:unknown", "county_ok"),
+            ("sex:invalid", "sex_ok"),
+        ):
             broken = checked.filter(pl.col("planted") == code)[column]
             assert not broken.fill_null(False).any(), (name, code)
 
@@ -244,26 +263,35 @@ def _ssn_invalid(ssn: pl.Expr) -> pl.Expr:
     """Contract section 2, written again here: not 9 digits, placeholder or never issued."""
     d = ssn.str.replace_all(r"[-\s]", "")
     repeated = pl.any_horizontal([d == str(i) * 9 for i in range(10)])
-    return (~d.str.contains(r"^\d{9}$") | (d == "123456789") | repeated
-            | d.str.slice(0, 3).is_in(["000", "666"]) | d.str.starts_with("9")
-            | (d.str.slice(3, 2) == "00") | (d.str.slice(5, 4) == "0000"))
+    return (
+        ~d.str.contains(r"^\d{9}$")
+        | (d == "123456789")
+        | repeated
+        | d.str.slice(0, 3).is_in(["000", "666"])
+        | d.str.starts_with("9")
+        | (d.str.slice(3, 2) == "00")
+        | (d.str.slice(5, 4) == "0000")
+    )
 
 
 def test_invalid_ssns_are_exactly_the_planted_ones(
     sample: tuple[Path, dict], records: pl.DataFrame
 ) -> None:
     landing = sample[0] / "landing"
-    for (name,), truth in records.filter(pl.col("source") != "partnership_surveys"
-                                         ).group_by("file"):
+    for (name,), truth in records.filter(pl.col("source") != "partnership_surveys").group_by(
+        "file"
+    ):
         if "ssn" not in SOURCES[truth["source"][0]].column_names:
             continue
         frame, _ = _canonical(landing / str(name))
         checked = frame.select(invalid=_ssn_invalid(pl.col("ssn")).fill_null(False)).with_columns(
-            truth.sort("line")["planted"].fill_null(""))
+            truth.sort("line")["planted"].fill_null("")
+        )
         other = pl.col("planted").str.contains(":") & ~pl.col("planted").str.starts_with("ssn:")
         checked = checked.filter(~other & (pl.col("planted") != "duplicate_record_id"))
-        is_planted = checked["planted"].str.starts_with("ssn:") & (checked["planted"]
-                                                                  != "ssn:missing")
+        is_planted = checked["planted"].str.starts_with("ssn:") & (
+            checked["planted"] != "ssn:missing"
+        )
         assert (checked["invalid"] == is_planted).all(), name
 
 

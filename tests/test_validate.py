@@ -112,7 +112,9 @@ def test_mapping_date_format_and_native_dates():
 
 def test_threshold_names_file_count_and_top_reasons():
     r = stage(spells(sex=["Q", "F", "F"]))
-    with pytest.raises(QuarantineThresholdError, match=r"f.csv: 1 of 3 rows .*sex:not_in_set \(1\)"):
+    with pytest.raises(
+        QuarantineThresholdError, match=r"f.csv: 1 of 3 rows .*sex:not_in_set \(1\)"
+    ):
         check_threshold(r, "f.csv", 0.05)
     check_threshold(r, "f.csv", 0.5)
 

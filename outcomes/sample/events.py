@@ -107,10 +107,11 @@ def make_spells(rng: np.random.Generator, world: World, cfg: SampleConfig) -> pl
     ).sort("year", "start", "pidx", "program")
 
 
-def _active_people(spells: pl.DataFrame, n: int, d0: int, d1: int) -> np.ndarray:
-    """Persons with a SNAP, TANF or MEDICAID spell active in [d0, d1]."""
-    active = spells.filter(
-        pl.col("program").is_in(PUBLIC_BENEFITS) & (pl.col("start") <= d1)
+def _active_people(rows: pl.DataFrame, n: int, d0: int, d1: int,
+                   programs: tuple[str, ...] = PUBLIC_BENEFITS) -> np.ndarray:
+    """Persons with a spell or enrollment of these programs active in [d0, d1]."""
+    active = rows.filter(
+        pl.col("program").is_in(programs) & (pl.col("start") <= d1)
         & (pl.col("end").is_null() | (pl.col("end") >= d0))
     )["pidx"].to_numpy()
     flag = np.zeros(n, dtype=bool)
@@ -149,6 +150,23 @@ def _choose_partners(
     return partner.astype(str)
 
 
+def _exact_share(rng: np.random.Generator, candidate: np.ndarray, group: np.ndarray,
+                 n_groups: int, wanted: np.ndarray) -> np.ndarray:
+    """Exactly round(wanted[g]) random candidates of each group g (as many as there are).
+
+    Exact counts rather than coin flips keep the planted effect free of sampling noise.
+    """
+    idx = np.flatnonzero(candidate)
+    available = np.bincount(group[idx], minlength=n_groups)
+    take = np.clip(np.rint(wanted), 0, available).astype(np.int64)
+    ordered = idx[np.lexsort((rng.random(idx.size), group[idx]))]  # by group, then at random
+    g = group[ordered]
+    rank = np.arange(ordered.size) - np.searchsorted(g, g, side="left")
+    chosen = np.zeros(candidate.size, dtype=bool)
+    chosen[ordered[rank < take[g]]] = True
+    return chosen
+
+
 def make_enrollments(
     rng: np.random.Generator, world: World, spells: pl.DataFrame, cfg: SampleConfig
 ) -> pl.DataFrame:
@@ -169,11 +187,9 @@ def make_enrollments(
         already = active_until >= d0
         n_benefit = np.bincount(county[on_benefit], minlength=n_counties)
         n_already = np.bincount(county[on_benefit & already], minlength=n_counties)
-        share = n_already / np.maximum(n_benefit, 1)
-        q = np.clip((reach_target(world, cfg, i) - share) / np.maximum(1 - share, 1e-9), 0, 1)
-        draw = rng.random(n)
-        join = on_benefit & ~already & (draw < q[county])
-        join |= ~on_benefit & ~already & (draw < cfg.background_enroll * rel_need)
+        wanted = reach_target(world, cfg, i) * n_benefit - n_already  # new enrollees per county
+        join = _exact_share(rng, on_benefit & ~already, county, n_counties, wanted)
+        join |= ~on_benefit & ~already & (rng.random(n) < cfg.background_enroll * rel_need)
         who = np.flatnonzero(join)
         start = d0 + rng.integers(0, d1 - d0 + 1, who.size)
         child = (start - birth[who]) / DAYS_PER_YEAR < WORK_AGE
@@ -211,6 +227,25 @@ def make_enrollments(
         }))
     enrollments = pl.concat(parts).sort("year", "start", "pidx", "program")
     return enrollments.with_row_index("key")
+
+
+def true_reach(world: World, spells: pl.DataFrame, enrollments: pl.DataFrame) -> pl.DataFrame:
+    """cross_sector_reach of the true persons per county and year, before noise and bad rows."""
+    n = world.persons.height
+    county = world.persons["county_idx"].to_numpy()
+    n_counties = world.counties.height
+    rows = []
+    for year in world.years:
+        d0, d1 = day(year), day(year, 12, 31)
+        benefit = _active_people(spells, n, d0, d1)
+        enrolled = _active_people(enrollments, n, d0, d1, PROGRAMS["services"])
+        rows.append(pl.DataFrame({
+            "county_fips": world.county_fips,
+            "year": np.full(n_counties, year, dtype=np.int64),
+            "numerator": np.bincount(county[benefit & enrolled], minlength=n_counties),
+            "denominator": np.bincount(county[benefit], minlength=n_counties),
+        }))
+    return pl.concat(rows).with_columns(value=pl.col("numerator") / pl.col("denominator"))
 
 
 def make_client_surveys(

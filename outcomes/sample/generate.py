@@ -29,6 +29,7 @@ from outcomes.sample.events import (
     make_enrollments,
     make_partnership_surveys,
     make_spells,
+    true_reach,
 )
 from outcomes.sample.identity import register_org
 from outcomes.sample.plant import FileContext, Planter, quarantined, shuffle
@@ -84,7 +85,7 @@ class Landing:
 
     def __init__(self, root: Path, truth: TruthWriter, cfg: SampleConfig, seed: int,
                  years: tuple[int, ...]) -> None:
-        self.root, self.truth, self.cfg, self.seed, self.years = root, truth, cfg, seed, years
+        self.root, self.truth, self.seed, self.years = root, truth, seed, years
         self.planter = Planter(cfg)
 
     def write(self, frame: pl.DataFrame, source: Source, spec: OrgSpec | None, year: int,
@@ -158,8 +159,9 @@ def _effect(world: World, cfg: SampleConfig) -> dict:
         "years": list(world.years),
         "treated_counties": dict(sorted(world.treated.items())),
         "control_counties": sorted(set(world.county_fips) - set(world.treated)),
-        "note": "true persons, before identity noise and bad rows; linkage error and "
-                "quarantined rows shrink the measured effect slightly",
+        "note": "met exactly (up to rounding) by the true persons of every county and year: "
+                "see reach.parquet; linkage error and quarantined rows move the measured "
+                "values slightly",
     }
 
 
@@ -246,6 +248,7 @@ def generate(
         "person_id", "first_name", "last_name", "sex", "birth_date", "ssn", "county_fips", "zip",
     ).write_parquet(truth_dir / "persons.parquet")
     _ids(registrations).write_parquet(truth_dir / "ids.parquet")
+    true_reach(world, spells, enrollments).write_parquet(truth_dir / "reach.parquet")
     (truth_dir / "effect.json").write_text(json.dumps(_effect(world, cfg), indent=2) + "\n")
     summary = {
         "persons": scale,
