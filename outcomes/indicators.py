@@ -304,7 +304,7 @@ REGISTRY: dict[str, Indicator] = {
         Indicator(
             "housing_stability_12m",
             "proportion",
-            "Share of clients stably housed a year after starting services.",
+            "Share of clients who said they were stably housed at their 12-month follow-up.",
             housing_stability,
             by_group=True,
         ),

@@ -9,31 +9,22 @@ rule, which comes from the declared schema (outcomes.schema).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from outcomes.schema import Source
+from outcomes.suites import load_suite
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 ISO_DATE = "%Y-%m-%d"
 TREAT_AS_MISSING = "treat_as_missing"
 REASONS = "reasons"
 _UNPARSED = "__unparsed_"
 _TRUE = ("true", "1", "yes", "y")
 _FALSE = ("false", "0", "no", "n")
-
-
-@cache
-def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
-    path = suites_dir / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

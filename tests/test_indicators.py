@@ -734,3 +734,19 @@ def test_indicator_tables_of_one_year():
     assert set(by_group["group_by"]) == {"sex", "age_band"}
     # every count here is below 11: every nonzero county cell is suppressed
     assert by_group.filter(pl.col("suppression").is_null())["numerator"].max() == 0
+
+
+def test_each_breakdown_adds_up_to_the_county_cells():
+    # every person lands in exactly one sex and one age band, so summing a breakdown
+    # over its group values gives back the person_cells of that county
+    rows, wage_rows = REACH + EMPLOYMENT + TANF + GROUPED, EMPLOYMENT_WAGES + GROUPED_WAGES
+    groups = run_groups(rows, wage_rows, HOUSING)
+    totals = groups.group_by("indicator_id", "group_by", "county_fips").agg(
+        pl.col("numerator", "denominator").sum()
+    )
+    county = run(rows, wage_rows, HOUSING)
+    joined = totals.join(county, on=["indicator_id", "county_fips"], how="left")
+    assert joined.height == 4 * 2 * 4  # 4 proportions x 2 breakdowns x (3 counties + ALL)
+    assert (joined["numerator"] == joined["numerator_right"]).all()
+    assert (joined["denominator"] == joined["denominator_right"]).all()
+    assert joined["denominator"].sum() > 0

@@ -1,0 +1,221 @@
+"""The expectation suites (expectations/*.json) and running them with Great Expectations.
+
+The same suite serves twice: outcomes.validate compiles it to Polars to quarantine
+rows, and run_suite() hands it to GX to validate what was staged, so a
+disagreement between the two is caught by a blocking check.
+
+GX is imported inside run_suite(): it takes seconds to import and the command
+line and the Dagster definitions must stay quick to load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+# GX fingerprints every pandas batch by hashing all of it (seconds at millions of rows);
+# the fingerprint is only a batch marker, so it is switched off.
+_GX_HASH_THRESHOLD = 0
+
+
+@cache
+def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
+    """A suite as its JSON document; a data engineer edits the file, not Python."""
+    path = suites_dir / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def suite_columns(suite: dict[str, Any]) -> list[str]:
+    cols: list[str] = []
+    for e in suite["expectations"]:
+        for key in ("column", "column_A", "column_B"):
+            c = e["kwargs"].get(key)
+            if c and c not in cols:
+                cols.append(c)
+    return cols
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    rule: str
+    expectation: str
+    column: str
+    success: bool
+    unexpected_count: int | None
+    error: str | None = None  # GX raised: a configuration problem, not bad data
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    success: bool
+    rows: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    docs: Path | None = None
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+
+# ---------------------------------------------------------------- GX representation
+
+
+def _gx_value(value: Any) -> Any:
+    """Dates as pandas-comparable datetimes: GX compares date columns row by row in
+    Python, but datetime64 columns against datetime bounds in one vectorised step."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    return value
+
+
+def _gx_kwargs(kwargs: dict[str, Any], dtypes: dict[str, pl.DataType]) -> dict[str, Any]:
+    column = kwargs.get("column")
+    is_date = column is not None and dtypes.get(column) == pl.Date
+    out = {}
+    for k, v in kwargs.items():
+        if is_date and k in ("min_value", "max_value") and isinstance(v, str):
+            v = datetime.fromisoformat(v)
+        out[k] = v
+    return out
+
+
+def gx_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            v = date.fromisoformat(v)
+        out[k] = _gx_value(v)
+    return out
+
+
+def gx_frame(df: pl.DataFrame, columns: list[str]):  # -> pandas.DataFrame
+    """The pandas frame GX reads: Arrow-backed text and numbers, datetime64 dates."""
+    present = [c for c in columns if c in df.columns]
+    frame = df.select(
+        pl.col(c).cast(pl.Datetime("ns")) if df.schema[c] == pl.Date else pl.col(c) for c in present
+    )
+    pdf = frame.to_pandas(use_pyarrow_extension_array=True)
+    for c, t in frame.schema.items():
+        if isinstance(t, pl.Datetime):
+            pdf[c] = frame.get_column(c).to_pandas()
+    return pdf
+
+
+# ---------------------------------------------------------------- running GX
+
+
+def _context(docs_dir: Path | None):
+    import great_expectations as gx
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+
+    engine.HASH_THRESHOLD = _GX_HASH_THRESHOLD
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False}
+    if docs_dir is not None:
+        ctx.add_data_docs_site(
+            site_name="restricted",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+            },
+        )
+    return ctx
+
+
+def _gx_suite(gx, name: str, suite: dict[str, Any], dtypes: dict[str, pl.DataType]):
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    out = gx.ExpectationSuite(name=name, meta={"notes": suite.get("meta", {}).get("notes")})
+    for e in suite["expectations"]:
+        out.add_expectation_configuration(
+            ExpectationConfiguration(
+                type=e["type"], kwargs=_gx_kwargs(e["kwargs"], dtypes), meta=e.get("meta")
+            )
+        )
+    return out
+
+
+def run_suite(
+    name: str,
+    batches: dict[str, tuple[pl.DataFrame, dict[str, Any]]],
+    dtypes: dict[str, pl.DataType],
+    docs_dir: Path | None = None,
+    suite: dict[str, Any] | None = None,
+) -> dict[str, SuiteResult]:
+    """Validate each batch (label -> frame, suite parameters) with GX.
+
+    One GX checkpoint validates every batch; with docs_dir, GX writes its Data Docs
+    there (they may show failing values: keep docs_dir in the restricted zone).
+    """
+    import great_expectations as gx
+
+    suite = suite or load_suite(name)
+    ctx = _context(docs_dir)
+    gx_suite = ctx.suites.add(_gx_suite(gx, name, suite, dtypes))
+    source = ctx.data_sources.add_pandas(name)
+    columns = suite_columns(suite)
+    results: dict[str, SuiteResult] = {}
+    for label, (df, params) in batches.items():
+        asset = source.add_dataframe_asset(label)
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=label, data=asset.add_batch_definition_whole_dataframe(label), suite=gx_suite
+            )
+        )
+        actions = (
+            [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["restricted"])]
+            if docs_dir is not None
+            else []
+        )
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{label} checkpoint",
+                validation_definitions=[definition],
+                actions=actions,
+                result_format="BASIC",
+            )
+        )
+        run = checkpoint.run(
+            batch_parameters={"dataframe": gx_frame(df, columns)},
+            expectation_parameters=gx_parameters(params),
+        )
+        validation = next(iter(run.run_results.values()))
+        results[label] = SuiteResult(
+            suite=name,
+            success=bool(validation.success),
+            rows=df.height,
+            outcomes=[_outcome(r) for r in validation.results],
+            docs=(docs_dir / "index.html") if docs_dir is not None else None,
+        )
+    return results
+
+
+def _outcome(r: Any) -> ExpectationOutcome:
+    cfg = r.expectation_config
+    kwargs = cfg.kwargs
+    raised = (r.exception_info or {}).get("raised_exception")
+    return ExpectationOutcome(
+        rule=(cfg.meta or {}).get("rule", cfg.type),
+        expectation=cfg.type,
+        column=kwargs.get("column") or f"{kwargs.get('column_A')}, {kwargs.get('column_B')}",
+        success=bool(r.success) and not raised,
+        unexpected_count=(r.result or {}).get("unexpected_count"),
+        error=(r.exception_info or {}).get("exception_message") if raised else None,
+    )
