@@ -78,7 +78,7 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
                 params=suite_parameters(source, year, wh, f.org_id),
                 date_format=mapping.date_format, native_dates=native,
             )  # fmt: skip
-            check_threshold(result, f.relative, s.max_quarantine_share)
+            check_threshold(result, f.relative, s.max_share(source.name))
             results.append((f, result))
         except (LandingError, QuarantineThresholdError) as e:
             errors.append(str(e))

@@ -26,7 +26,14 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from outcomes.config import ENV_LANDING_DIR, ENV_LINKAGE_KEY, ENV_WAREHOUSE_DIR, Settings
+from outcomes.config import (
+    ENV_LANDING_DIR,
+    ENV_LINKAGE_KEY,
+    ENV_MAX_QUARANTINE_SHARE,
+    ENV_MIN_CELL,
+    ENV_WAREHOUSE_DIR,
+    Settings,
+)
 from outcomes.warehouse import Warehouse
 from pipelines.runner import figures, landing_years, plan
 
@@ -228,8 +235,9 @@ def table(report: dict) -> str:
     steps_total = sum(s["wall_s"] for s in report["steps"])
     gen, base = report["generate"], report["baseline"]
     lines = [
-        f"scale {report['scale']:,}  seed {report['seed']}  repeat {report['repeat']}"
-        f"  ({report['machine']['cpu_count']} cpus, {report['machine']['memory_mib']:,} MiB)",
+        f"scale {report['scale']:,}  seed {report['seed']}  repeat {report['repeat']}  "
+        f"({report['machine']['cpu_count']} cpus, {report['machine']['memory_mib']:,} MiB)  "
+        + " ".join(f"{k}={v}" for k, v in report["policy_env"].items()),
         "",
         *rows("stage", report["stages"], steps_total),
         f"{'total':<20} {len(report['steps']):>5} {steps_total:>9.1f} {'':>6} "
@@ -289,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         "scale": a.scale,
         "seed": a.seed,
         "repeat": len(runs),
+        # policy the children inherit from this environment; it changes what a run does
+        "policy_env": {
+            k: os.environ[k] for k in (ENV_MAX_QUARANTINE_SHARE, ENV_MIN_CELL) if k in os.environ
+        },
         "years": last.get("years"),
         **combine([r for r in runs if not r["failed"]] or [last]),
         "figures": last.get("figures"),

@@ -7,7 +7,7 @@ Dagster resources (pipelines/resources.py) and the command line both build a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The demo's linkage key. Anyone with this code can recompute demo person keys,
@@ -19,6 +19,7 @@ ENV_WAREHOUSE_DIR = "OUTCOMES_WAREHOUSE_DIR"
 ENV_LINKAGE_KEY = "OUTCOMES_LINKAGE_KEY"
 ENV_MAX_QUARANTINE_SHARE = "OUTCOMES_MAX_QUARANTINE_SHARE"
 ENV_MIN_CELL = "OUTCOMES_MIN_CELL"
+ENV_EXPECTATIONS_DIR = "OUTCOMES_EXPECTATIONS_DIR"  # a deployment's own edited suites
 
 # Yearly partitions span this range; a landing file outside it is refused by name.
 FIRST_PARTITION_YEAR = 2000
@@ -35,6 +36,12 @@ class Settings:
     linkage_key: str = DEMO_LINKAGE_KEY
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
     min_cell: int = DEFAULT_MIN_CELL
+    # per source, e.g. {"wages": 0.10}: OUTCOMES_MAX_QUARANTINE_SHARE_WAGES=0.10
+    quarantine_share_by_source: dict[str, float] = field(default_factory=dict)
+
+    def max_share(self, source: str) -> float:
+        """The share of a file's rows that may be quarantined before the file fails."""
+        return self.quarantine_share_by_source.get(source, self.max_quarantine_share)
 
     @property
     def uses_demo_key(self) -> bool:
@@ -59,4 +66,9 @@ class Settings:
                 os.environ.get(ENV_MAX_QUARANTINE_SHARE, DEFAULT_MAX_QUARANTINE_SHARE)
             ),
             min_cell=int(os.environ.get(ENV_MIN_CELL, DEFAULT_MIN_CELL)),
+            quarantine_share_by_source={
+                k.removeprefix(ENV_MAX_QUARANTINE_SHARE + "_").lower(): float(v)
+                for k, v in os.environ.items()
+                if k.startswith(ENV_MAX_QUARANTINE_SHARE + "_")
+            },
         )

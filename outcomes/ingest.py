@@ -183,6 +183,17 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
         ) from None
 
 
+def read_header(lf: LandingFile) -> list[str]:
+    """The file's own column names, before any mapping (to notice a changed export)."""
+    if lf.ext == "csv":
+        try:
+            first = lf.path.open(encoding="utf-8-sig").readline()
+        except UnicodeDecodeError:
+            raise LandingError(f"{lf.relative}: not UTF-8") from None
+        return [c.strip() for c in pl.read_csv(first.encode(), infer_schema=False).columns]
+    return [c.strip() for c in _read_any(lf)[0].columns]
+
+
 def read_text(lf: LandingFile, mapping: Mapping | None = None) -> tuple[pl.DataFrame, set[str]]:
     """The file's rows as canonical text columns plus `line`; missing optional columns null.
 

@@ -11,6 +11,7 @@ line and the Dagster definitions must stay quick to load.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,16 +21,22 @@ from typing import Any
 
 import polars as pl
 
+from outcomes.config import ENV_EXPECTATIONS_DIR
+
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+
 # GX fingerprints every pandas batch by hashing all of it (seconds at millions of rows);
 # the fingerprint is only a batch marker, so it is switched off.
 _GX_HASH_THRESHOLD = 0
 
 
-@cache
-def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict[str, Any]:
+def load_suite(name: str) -> dict[str, Any]:
     """A suite as its JSON document; a data engineer edits the file, not Python."""
-    path = suites_dir / f"{name}.json"
+    return _read_suite(Path(os.environ.get(ENV_EXPECTATIONS_DIR) or SUITES_DIR) / f"{name}.json")
+
+
+@cache
+def _read_suite(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -31,7 +31,7 @@ _FALSE = ("false", "0", "no", "n")
 class Rule:
     """One compiled expectation: `broken` is true on the rows that break it."""
 
-    name: str  # the reason code written to quarantine, e.g. birth_date:in_future
+    name: str  # the reason code written to quarantine, e.g. birth_date:out_of_range
     column: str
     broken: pl.Expr
     treat_as_missing: bool = False  # blank the value instead of rejecting the row

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from assets import checks, ingest, integrate, link, validate
 from assets import indicators as indicator_assets
-from assets import ingest, integrate, link, validate
 from pipelines.jobs import RUN_ORDER
 from pipelines.resources import OutcomesConfig
 
@@ -23,6 +23,7 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
             indicator_assets.partnership_maturity,
             indicator_assets.partnership_impact,
         ],
+        asset_checks=checks.staged_checks,
         jobs=[job for job, _ in RUN_ORDER],
         resources={"outcomes": config},
     )

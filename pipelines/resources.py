@@ -7,13 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from outcomes.config import (
     DEFAULT_MAX_QUARANTINE_SHARE,
     DEFAULT_MIN_CELL,
     DEMO_LINKAGE_KEY,
     ENV_LANDING_DIR,
-    ENV_LINKAGE_KEY,
     ENV_WAREHOUSE_DIR,
     Settings,
 )
@@ -31,14 +31,17 @@ class OutcomesConfig(dg.ConfigurableResource):
     warehouse_dir: str
     linkage_key: str = DEMO_LINKAGE_KEY
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
+    quarantine_share_by_source: dict[str, float] = Field(default_factory=dict)
     min_cell: int = DEFAULT_MIN_CELL
 
     @classmethod
     def from_env(cls) -> OutcomesConfig:
-        return cls(
-            landing_dir=os.environ.get(ENV_LANDING_DIR, str(DEMO_DIR / "landing")),
-            warehouse_dir=os.environ.get(ENV_WAREHOUSE_DIR, str(DEMO_DIR / "warehouse")),
-            linkage_key=os.environ.get(ENV_LINKAGE_KEY) or DEMO_LINKAGE_KEY,
+        """The environment's settings; with no folders set, the demo's."""
+        return cls.from_settings(
+            Settings.from_env(
+                os.environ.get(ENV_LANDING_DIR, str(DEMO_DIR / "landing")),
+                os.environ.get(ENV_WAREHOUSE_DIR, str(DEMO_DIR / "warehouse")),
+            )
         )
 
     @classmethod
@@ -48,6 +51,7 @@ class OutcomesConfig(dg.ConfigurableResource):
             warehouse_dir=str(s.warehouse_dir),
             linkage_key=s.linkage_key,
             max_quarantine_share=s.max_quarantine_share,
+            quarantine_share_by_source=s.quarantine_share_by_source,
             min_cell=s.min_cell,
         )
 
@@ -58,6 +62,7 @@ class OutcomesConfig(dg.ConfigurableResource):
             warehouse_dir=Path(self.warehouse_dir),
             linkage_key=self.linkage_key,
             max_quarantine_share=self.max_quarantine_share,
+            quarantine_share_by_source=dict(self.quarantine_share_by_source),
             min_cell=self.min_cell,
         )
 

@@ -85,6 +85,8 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure:
             err = event.step_failure_data.error
+            while err is not None and err.cause is not None:  # the user code's own error
+                err = err.cause
             message = err.message.strip() if err else "unknown error"
             return re.sub(r"^[\w.]*(Failure|Error|Exception):\s*", "", message)
     return "the run failed"

@@ -87,7 +87,7 @@ def test_nothing_lost_and_quarantine_names_file_line_and_rule(handmade: Material
     q = handmade.warehouse.read(QUARANTINE).sort("file")
     got = {(r["file"], r["line"], tuple(r["reasons"])) for r in q.iter_rows(named=True)}
     assert got == {
-        ("public/hra/spells_2014.csv", 32, ("birth_date:in_future",)),
+        ("public/hra/spells_2014.csv", 32, ("birth_date:out_of_range",)),
         ("public/dol/wages_2014.csv", 26, ("ssn:invalid",)),
     }
     # half of cbo's clients had SSNs, written with dashes: valid, none treated as missing

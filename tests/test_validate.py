@@ -60,8 +60,8 @@ def test_every_broken_rule_is_reported_with_its_line():
     )
     assert r.staged.get_column("record_id").to_list() == ["1"]
     assert reasons(r) == {
-        2: ["birth_date:in_future", "monthly_benefit:negative", "start_date:outside_file_year"],
-        3: ["birth_date:before_1900", "county_fips:not_in_reference",
+        2: ["birth_date:out_of_range", "monthly_benefit:negative", "start_date:outside_file_year"],
+        3: ["birth_date:out_of_range", "county_fips:not_in_reference",
             "end_date:before_start_date"],
         4: ["birth_date:not_a_date", "monthly_benefit:not_a_number", "sex:not_in_set"],
         5: ["county_fips:not_5_digits", "county_fips:not_in_reference"],

@@ -1,0 +1,159 @@
+"""Asset checks: GX suites, quarantine rate, nothing lost, changed columns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.checks import COLUMNS_UNCHANGED, NOTHING_LOST, QUARANTINE_RATE, SUITE
+from outcomes.config import ENV_EXPECTATIONS_DIR
+from outcomes.schema import QUARANTINE, SOURCES, SPELLS, staged_table
+from outcomes.suites import SUITES_DIR, load_suite, run_suite
+from pipelines.definitions import build_definitions
+from pipelines.resources import OutcomesConfig
+from tests.conftest import Materialized, materialize
+
+BLOCKING = (SUITE, QUARANTINE_RATE, NOTHING_LOST)
+
+
+def instance_of(m: Materialized) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(m.root / "dagster_home"))
+
+
+def latest(
+    instance: dg.DagsterInstance, table: str, check: str
+) -> dict[str, dg.AssetCheckEvaluation]:
+    key = dg.AssetCheckKey(dg.AssetKey(table), check)
+    out = {}
+    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        if record.partition not in out and evaluation is not None:
+            out[record.partition] = evaluation
+    return out
+
+
+def test_every_blocking_check_passed_on_every_partition(sample: Materialized):
+    instance = instance_of(sample)
+    years = {str(y) for y in sample.summary.years}
+    for source in SOURCES.values():
+        for check in (*BLOCKING, COLUMNS_UNCHANGED):
+            results = latest(instance, staged_table(source).name, check)
+            assert set(results) == years, (source.name, check)
+            if check in BLOCKING:
+                assert all(e.passed for e in results.values()), (source.name, check)
+
+
+def test_suite_check_metadata_shows_rules_counts_and_lines_not_values(sample: Materialized):
+    result = latest(instance_of(sample), "staged_wages", SUITE)
+    meta = {k: v.value for r in result.values() for k, v in r.metadata.items()}
+    assert meta["rows_validated"] > 0 and meta["files_validated"] >= 1
+    assert "ssn:invalid" in meta["expectations"] and "ssn:invalid" in meta["top_reasons"]
+    assert "| public/dwd/wages_" in meta["example_failing_lines"]
+    assert str(meta["data_docs"]).endswith("index.html")
+    docs = sample.warehouse.root / "restricted/data_docs/wages/index.html"
+    assert docs.exists() and "wages" in docs.read_text()
+
+
+def test_columns_check_warns_when_a_partner_changes_its_export(sample: Materialized):
+    # the generator shuffles hearth_housing's columns and adds some: compare by set
+    results = latest(instance_of(sample), "staged_services", COLUMNS_UNCHANGED)
+    compared = sum(r.metadata["files_compared"].value for r in results.values())
+    assert compared > 0
+    assert all(r.severity == dg.AssetCheckSeverity.WARN for r in results.values())
+
+
+def tightened(tmp_path, suite: str, rule: str, **kwargs) -> str:
+    """A copy of the suites with one expectation's kwargs changed."""
+    target = tmp_path / "expectations"
+    shutil.copytree(SUITES_DIR, target)
+    path = target / f"{suite}.json"
+    doc = json.loads(path.read_text())
+    for e in doc["expectations"]:
+        if e["meta"]["rule"] == rule:
+            e["kwargs"].update(kwargs)
+    path.write_text(json.dumps(doc))
+    return str(target)
+
+
+def test_editing_a_suite_changes_quarantine_and_check(
+    handmade: Materialized, tmp_path, monkeypatch
+):
+    """A tighter birth-date range: the quarantine grows, and the GX check run on what
+    the old suite staged now fails."""
+    staged = handmade.warehouse.read(staged_table(SPELLS), [2014])
+    params = {
+        "today": "2026-11-23",
+        "year": 2014,
+        "year_start": "2014-01-01",
+        "year_end": "2014-12-31",
+        "county_fips": ["36001", "36003", "36005"],
+    }
+    batches = {"hra": (staged.filter(pl.col("org_id") == "hra"), params)}
+    assert run_suite("spells", batches, SPELLS.dtypes)["hra"].success
+
+    monkeypatch.setenv(
+        ENV_EXPECTATIONS_DIR,
+        tightened(tmp_path, "spells", "birth_date:out_of_range", min_value="1985-01-01"),
+    )
+    assert load_suite("spells") != json.loads((SUITES_DIR / "spells.json").read_text())
+    failed = run_suite("spells", batches, SPELLS.dtypes)["hra"]
+    assert not failed.success
+    assert [o.rule for o in failed.failed] == ["birth_date:out_of_range"]
+
+    # the same edit, through Dagster: hra's persons born 1980-1984 (S01-S05, S21-S25),
+    # plus the row born in 2099 that the range always caught
+    again = materialize(handmade.landing, tmp_path / "warehouse", max_quarantine_share=1.0)
+    quarantine = again.warehouse.read(QUARANTINE, [2014])
+    by_rule = quarantine.filter(pl.col("reasons").list.contains("birth_date:out_of_range"))
+    assert by_rule.height == 10 + 1
+    kept = again.warehouse.read(staged_table(SPELLS), [2014])
+    assert kept.filter(pl.col("birth_date") < pl.date(1985, 1, 1)).is_empty()
+
+
+def test_a_failing_suite_check_blocks_linkage(handmade: Materialized, tmp_path, monkeypatch):
+    """Validating already-staged data with a tightened suite fails the blocking check."""
+    wh = tmp_path / "warehouse"
+    shutil.copytree(handmade.warehouse.root, wh)
+    monkeypatch.setenv(
+        ENV_EXPECTATIONS_DIR,
+        tightened(tmp_path, "spells", "birth_date:out_of_range", min_value="1985-01-01"),
+    )
+    config = OutcomesConfig.from_settings(handmade.settings).model_copy(
+        update={"warehouse_dir": str(wh)}
+    )
+    defs = build_definitions(config)
+    job = defs.resolve_implicit_global_asset_job_def()
+    key = dg.AssetCheckKey(dg.AssetKey("staged_spells"), SUITE)
+    result = job.execute_in_process(
+        asset_selection=[],
+        asset_check_selection=[key],
+        partition_key="2014",
+        raise_on_error=False,
+    )
+    evaluations = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert evaluations and not evaluations[0].passed
+    assert "birth_date:out_of_range" in evaluations[0].metadata["expectations"].value
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_every_suite_rule_names_a_schema_column_once(source: str):
+    """GX silently keeps one of two expectations of one type on one column."""
+    suite = load_suite(source)
+    columns = set(SOURCES[source].column_names)
+    domains = [
+        (e["type"], e["kwargs"].get("column"), e["kwargs"].get("column_A"))
+        for e in suite["expectations"]
+    ]
+    assert len(domains) == len(set(domains))
+    for e in suite["expectations"]:
+        kw = e["kwargs"]
+        for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")):
+            assert c is None or c in columns, (source, c)
