@@ -114,8 +114,10 @@ def test_editing_a_suite_changes_quarantine_and_check(
     assert kept.filter(pl.col("birth_date") < pl.date(1985, 1, 1)).is_empty()
 
 
-def test_a_failing_suite_check_blocks_linkage(handmade: Materialized, tmp_path, monkeypatch):
-    """Validating already-staged data with a tightened suite fails the blocking check."""
+def test_suite_check_fails_on_staged_data_the_edited_suite_rejects(
+    handmade: Materialized, tmp_path, monkeypatch
+):
+    """The Dagster check reads the suite file: data staged under the old suite now fails."""
     wh = tmp_path / "warehouse"
     shutil.copytree(handmade.warehouse.root, wh)
     monkeypatch.setenv(
@@ -125,22 +127,27 @@ def test_a_failing_suite_check_blocks_linkage(handmade: Materialized, tmp_path, 
     config = OutcomesConfig.from_settings(handmade.settings).model_copy(
         update={"warehouse_dir": str(wh)}
     )
-    defs = build_definitions(config)
-    job = defs.resolve_implicit_global_asset_job_def()
     key = dg.AssetCheckKey(dg.AssetKey("staged_spells"), SUITE)
-    result = job.execute_in_process(
-        asset_selection=[],
-        asset_check_selection=[key],
-        partition_key="2014",
-        raise_on_error=False,
+    only_check = dg.define_asset_job(
+        "only_check",
+        selection=dg.AssetSelection.assets("staged_spells") | dg.AssetSelection.checks(key),
+    )
+    defs = dg.Definitions.merge(build_definitions(config), dg.Definitions(jobs=[only_check]))
+    # re-staging would quarantine the newly rejected rows: keep what was staged
+    kept = {"rows": 0, "path": "", "files": 0, "rows_quarantined": 0, "duplicates_collapsed": 0}
+    monkeypatch.setattr("assets.validate.stage_year", lambda *a: kept)
+    result = defs.resolve_job_def("only_check").execute_in_process(
+        partition_key="2014", raise_on_error=False
     )
     evaluations = [
         e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == SUITE
     ]
     assert evaluations and not evaluations[0].passed
     assert "birth_date:out_of_range" in evaluations[0].metadata["expectations"].value
+    assert not result.success  # blocking: what depends on staged_spells would not run
 
 
 @pytest.mark.parametrize("source", list(SOURCES))
