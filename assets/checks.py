@@ -11,6 +11,8 @@
 Metadata carries counts, rule names and line numbers only: never a value.
 """
 
+import warnings
+
 import dagster as dg
 import polars as pl
 
@@ -22,6 +24,9 @@ from outcomes.validate import REASONS
 from outcomes.warehouse import Warehouse
 from pipelines.partitions import yearly
 from pipelines.resources import OutcomesConfig
+
+# checks are partitioned like their assets: a preview feature, and the one that fits
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 SUITE = "suite"
 QUARANTINE_RATE = "quarantine_rate"

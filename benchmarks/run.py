@@ -21,10 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+
+import dagster as dg
 
 from outcomes.config import (
     ENV_LANDING_DIR,
@@ -40,6 +43,7 @@ from pipelines.runner import figures, landing_years, plan
 REPO = Path(__file__).resolve().parent.parent
 BENCH_KEY = "benchmark-linkage-key-not-secret"
 PACKAGES = ("polars", "dagster", "pyarrow", "duckdb")
+TOP_OPS = 12  # the table lists this many of the slowest ops
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 
@@ -101,6 +105,26 @@ def disk_mib(root: Path) -> float:
     return total / 2**20
 
 
+def op_seconds(home: Path) -> dict[str, float]:
+    """Seconds in each op and asset check ("job/step"), summed over years, from the event log.
+
+    A stage's wall time says which job is slow; this says which asset or check inside it.
+    """
+    start, done = dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS
+    kinds = {start, done, dg.DagsterEventType.STEP_FAILURE}
+    seconds: dict[str, float] = defaultdict(float)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for record in instance.get_run_records():
+            run, started = record.dagster_run, {}
+            for event in instance.all_logs(run.run_id, of_type=kinds):
+                if event.dagster_event and event.dagster_event.event_type == start:
+                    started[event.step_key] = event.timestamp
+                elif event.step_key in started:
+                    key = f"{run.job_name}/{event.step_key}"
+                    seconds[key] += event.timestamp - started.pop(event.step_key)
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
+
+
 def one_run(root: Path, scale: int, seed: int) -> dict:
     """Generate, then every step in order; stops at the first failure (later steps need it)."""
     landing, warehouse, home = root / "landing", root / "warehouse", root / "dagster_home"
@@ -137,6 +161,7 @@ def one_run(root: Path, scale: int, seed: int) -> dict:
             run["failed"] = m
             break
     run["total_wall_s"] = time.perf_counter() - t0
+    run["ops"] = op_seconds(home)
     if not run["failed"]:
         run["figures"] = figures(Warehouse(warehouse), years)
     run["disk_mib"] = {
@@ -189,6 +214,12 @@ def combine(runs: list[dict]) -> dict:
         "stages": stages,
         "by_year": by_year,
         "total_wall_s": _median([r.get("total_wall_s") for r in runs]),
+        "ops_s": dict(
+            sorted(
+                ((k, _median([r["ops"].get(k) for r in runs])) for k in runs[0].get("ops", {})),
+                key=lambda kv: -(kv[1] or 0),
+            )
+        ),
         "peak_mib": max((s["peak_mib"] for s in steps), default=None),
     }
 
@@ -252,6 +283,11 @@ def table(report: dict) -> str:
             f"{'baseline per step':<20} {base['wall_s']:>15.1f} {base['peak_mib']:>27.0f}"
             "  (start-up, imports, Definitions, instance)"
         )
+    ops = list(report["ops_s"].items())[:TOP_OPS]
+    if ops:
+        width = max(len(k) for k, _ in ops)
+        lines += ["", f"slowest ops and checks (seconds, all years; {len(report['ops_s'])} in all)"]
+        lines += [f"  {k:<{width}} {v:>8.1f}" for k, v in ops]
     lines += ["", *(f"{k:<27} {v:>9,}" for k, v in (report.get("figures") or {}).items())]
     lines += [f"disk {k:<22} {v:>9,.1f} MiB" for k, v in report["disk_mib"].items()]
     if report["failed"]:
