@@ -18,7 +18,16 @@ import polars as pl
 
 from assets.validate import suite_parameters
 from outcomes.ingest import LandingError, discover, read_header
-from outcomes.schema import SOURCES, Source, Zone, ledger_part, quarantine_part, staged_table
+from outcomes.schema import (
+    REFERENCE,
+    SOURCES,
+    Source,
+    Zone,
+    ledger_part,
+    quarantine_part,
+    reference_table,
+    staged_table,
+)
 from outcomes.suites import SuiteResult, run_suite
 from outcomes.validate import REASONS
 from outcomes.warehouse import Warehouse
@@ -254,3 +263,30 @@ staged_checks = [
     for source in SOURCES.values()
     for factory in (suite_check, quarantine_rate_check, nothing_lost_check, columns_check)
 ]
+
+
+def reference_suite_check(name: str) -> dg.AssetChecksDefinition:
+    table = reference_table(name)
+
+    @dg.asset_check(
+        asset=name,
+        name=SUITE,
+        blocking=True,
+        description=f"Great Expectations runs expectations/{name}.json over the reference table.",
+    )
+    def _suite(outcomes: OutcomesConfig):
+        wh = outcomes.warehouse
+        counties = wh.read(reference_table("counties")).get_column("county_fips").to_list()
+        result = run_suite(name, {name: (wh.read(table), {"county_fips": counties})}, table.schema)
+        return dg.AssetCheckResult(
+            passed=result[name].success,
+            metadata={
+                "rows_validated": result[name].rows,
+                "failed_expectations": [o.rule for o in result[name].failed],
+            },
+        )
+
+    return _suite
+
+
+reference_checks = [reference_suite_check(name) for name in REFERENCE]

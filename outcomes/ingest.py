@@ -7,7 +7,9 @@ show the raw values and line numbers are the same for CSV, Parquet and xlsx.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,24 +41,41 @@ class Mapping:
     date_format: str | None = None
 
     @classmethod
-    def load(cls, path: Path) -> Mapping:
+    def load(cls, path: Path, shown: str | None = None) -> Mapping:
+        """`shown` is how errors name the file (its path inside the landing zone)."""
+        shown = shown or str(path)
         if not path.exists():
             return cls()
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise LandingError(f"{path}: not a readable mapping.yaml ({type(e).__name__})") from e
+            raise LandingError(f"{shown}: not a readable mapping.yaml ({type(e).__name__})") from e
         if not isinstance(doc, dict) or set(doc) - {"columns", "values", "date_format"}:
             raise LandingError(
-                f"{path}: a mapping has only the keys columns, values and date_format"
+                f"{shown}: a mapping has only the keys columns, values and date_format"
             )
+        columns, values = doc.get("columns") or {}, doc.get("values") or {}
+        date_format = doc.get("date_format")
+        # a malformed mapping must fail here, naming its file, not later as a Polars error
+        if not (
+            isinstance(columns, dict)
+            and isinstance(values, dict)
+            and all(isinstance(m, dict) for m in values.values())
+            and (date_format is None or isinstance(date_format, str))
+        ):
+            raise LandingError(
+                f"{shown}: columns must map contract names to yours, values map each "
+                'column\'s labels to codes, and date_format be a format such as "%m/%d/%Y"'
+            )
+        if date_format is not None:
+            try:
+                pl.Series([""]).str.strptime(pl.Date, date_format, strict=False)
+            except Exception:  # chrono refuses some formats Python accepts
+                raise LandingError(f"{shown}: date_format is not a valid date format") from None
         return cls(
-            columns={str(k): str(v) for k, v in (doc.get("columns") or {}).items()},
-            values={
-                str(c): {str(k): str(v) for k, v in m.items()}
-                for c, m in (doc.get("values") or {}).items()
-            },
-            date_format=doc.get("date_format"),
+            columns={str(k): str(v) for k, v in columns.items()},
+            values={str(c): {str(k): str(v) for k, v in m.items()} for c, m in values.items()},
+            date_format=date_format,
         )
 
 
@@ -82,7 +101,11 @@ class LandingFile:
     def mapping(self) -> Mapping:
         if not self.source.per_org:
             return Mapping()
-        return Mapping.load(self.path.parent / "mapping.yaml")
+        return Mapping.load(self.path.parent / "mapping.yaml", self.mapping_relative)
+
+    @property
+    def mapping_relative(self) -> str:
+        return (Path(self.relative).parent / "mapping.yaml").as_posix()
 
 
 def _source_of(folder: str, stem: str) -> Source:
@@ -152,20 +175,67 @@ def _as_text(df: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
     return df.select(e.alias(n) for e, n in zip(exprs, df.columns, strict=True)), native_dates
 
 
+_HEAD = 1 << 16  # enough characters to hold any header row
+
+
+def _where(line: int) -> str:
+    """A physical line index (0 = the header) as errors name it: data lines count from 1."""
+    return "the header" if line == 0 else f"line {line}"
+
+
+def _csv_problem(text: str) -> str:
+    """Where and why a CSV does not parse, without quoting its values (Polars would)."""
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        width = len(next(rows))
+        for n, row in enumerate(rows, 1):
+            if len(row) > width:
+                return f"line {n} has {len(row)} fields, the header {width}"
+    except csv.Error:
+        pass
+    # an unclosed quote swallows the rest of the file: name the line that opens it
+    for n, physical in enumerate(text.splitlines()):
+        if physical.count('"') % 2:
+            return f"{_where(n)}: a quote is not closed or stands inside an unquoted value"
+    return "malformed (check the delimiter and quoting)"
+
+
 def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
+    """The file as read; a header-only file is a valid delivery of zero rows, an empty one
+    (no bytes, or no header) is an error."""
     path, ext = lf.path, lf.ext
+    if path.stat().st_size == 0:
+        raise LandingError(f"{lf.relative}: the file is empty (0 bytes)")
     try:
         if ext == "csv":
             raw = path.read_bytes()
             try:
-                raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
+                where = _where(raw[: e.start].count(b"\n"))
                 raise LandingError(
-                    f"{lf.relative}: not UTF-8 (byte {e.start}); re-export the file as UTF-8"
+                    f"{lf.relative}: {where}: not UTF-8 "
+                    "(Latin-1 or another encoding?); re-export the file as UTF-8"
                 ) from None
-            if not raw.strip():
+            # look at the start only: a copy of a large file's text costs its size again
+            blank = "\ufeff \t\r\n"  # a BOM and whitespace
+            head = text[:_HEAD].lstrip(blank)
+            if not head and not text.lstrip(blank):
                 raise LandingError(f"{lf.relative}: the file is empty (no header row)")
-            df = pl.read_csv(raw, infer_schema=False, truncate_ragged_lines=False)
+            del text
+            header = head.split("\n", 1)[0]
+            if ";" in header and "," not in header:
+                raise LandingError(
+                    f"{lf.relative}: the header is semicolon-delimited; "
+                    "the contract expects commas (re-export as comma-separated CSV)"
+                )
+            try:
+                df = pl.read_csv(raw, infer_schema=False, truncate_ragged_lines=False)
+            except Exception as e:
+                raise LandingError(
+                    f"{lf.relative}: cannot be read as csv: {_csv_problem(raw.decode())} "
+                    f"({type(e).__name__})"
+                ) from None
             return df, set()
         if ext == "parquet":
             return _as_text(pl.read_parquet(path))
@@ -188,9 +258,11 @@ def read_header(lf: LandingFile) -> list[str]:
     if lf.ext == "csv":
         try:
             first = lf.path.open(encoding="utf-8-sig").readline()
+            return [c.strip() for c in pl.read_csv(first.encode(), infer_schema=False).columns]
         except UnicodeDecodeError:
             raise LandingError(f"{lf.relative}: not UTF-8") from None
-        return [c.strip() for c in pl.read_csv(first.encode(), infer_schema=False).columns]
+        except Exception as e:  # an empty or malformed header
+            raise LandingError(f"{lf.relative}: no readable header ({type(e).__name__})") from None
     return [c.strip() for c in _read_any(lf)[0].columns]
 
 
@@ -202,23 +274,41 @@ def read_text(lf: LandingFile, mapping: Mapping | None = None) -> tuple[pl.DataF
     """
     mapping = mapping or lf.mapping()
     df, native = _read_any(lf)
+    # Polars renames a repeated header to <name>_duplicated_<n>: which one holds the data?
+    names = [re.sub(r"_duplicated_\d+$", "", c).strip() for c in df.columns]
+    twice = sorted({c for c in names if c and names.count(c) > 1})
+    if twice:
+        raise LandingError(f"{lf.relative}: column(s) {twice} appear more than once; keep one")
     df = df.rename({c: c.strip() for c in df.columns})
     source = lf.source
-    # a mapping serves every file of the organisation: only this source's columns apply
+    # a mapping serves every file of the organisation: only this source's columns apply,
+    # but a name no file of the folder has is a typo that would otherwise go unnoticed
+    folder_columns = {c for s in SOURCES.values() if s.folder == source.folder
+                      for c in s.column_names}  # fmt: skip
+    unknown = sorted((set(mapping.columns) | set(mapping.values)) - folder_columns)
+    if unknown:
+        raise LandingError(
+            f"{lf.relative}: {lf.mapping_relative} maps {unknown}, not contract column(s) "
+            f"of {source.folder} files"
+        )
     mapped = {k: v for k, v in mapping.columns.items() if k in source.column_names}
     absent = [v for k, v in mapped.items() if v not in df.columns and k not in df.columns]
     if absent:
         raise LandingError(
-            f"{lf.relative}: mapping.yaml names column(s) {absent} that the file does not have"
+            f"{lf.relative}: {lf.mapping_relative} names column(s) {absent} "
+            "that the file does not have"
+        )
+    both = sorted(k for k, v in mapped.items() if v != k and v in df.columns and k in df.columns)
+    if both:
+        raise LandingError(
+            f"{lf.relative}: has both column(s) {both} and the column(s) "
+            f"{lf.mapping_relative} maps to them; keep one"
         )
     theirs = {v: k for k, v in mapped.items() if v in df.columns}
     df = df.rename(theirs)
     missing = [c for c in source.required if c not in df.columns]
     if missing:
-        looks = ""
-        if len(df.columns) == 1 and ";" in df.columns[0]:
-            looks = " (the header looks semicolon-delimited; the contract expects commas)"
-        raise LandingError(f"{lf.relative}: missing required column(s) {missing}{looks}")
+        raise LandingError(f"{lf.relative}: missing required column(s) {missing}")
     df = df.select(
         pl.col(c).str.strip_chars() if c in df.columns else pl.lit(None, pl.String).alias(c)
         for c in source.column_names

@@ -53,7 +53,9 @@ def _parse(name: str, dtype: pl.DataType, date_format: str, native: set[str]) ->
     if dtype == pl.Int64:
         return c.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
     if dtype == pl.Float64:
-        return c.cast(pl.Float64, strict=False)
+        # "nan" and "inf" parse as floats but are no amount, and GX rejects NaN in a range
+        f = c.cast(pl.Float64, strict=False)
+        return pl.when(f.is_finite()).then(f)
     if dtype == pl.Boolean:
         low = c.str.to_lowercase()
         return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
@@ -129,11 +131,17 @@ def _not_regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
     return c.cast(pl.String).str.contains(kw["regex"])
 
 
+def _lengths(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    """Characters, not bytes, as GX counts them: a 1 MB name must not pass as a name."""
+    return _between(c.cast(pl.String).str.len_chars(), kw, pl.Int64())
+
+
 _MAP_EXPECTATIONS: dict[str, Callable[[pl.Expr, dict[str, Any], pl.DataType], pl.Expr]] = {
     "expect_column_values_to_be_between": _between,
     "expect_column_values_to_be_in_set": _in_set,
     "expect_column_values_to_match_regex": _regex,
     "expect_column_values_to_not_match_regex": _not_regex,
+    "expect_column_value_lengths_to_be_between": _lengths,
 }
 
 
@@ -169,30 +177,54 @@ def compile_suite(
     return [compile_expectation(e, params, dtypes) for e in suite["expectations"]]
 
 
-def apply_rules(typed: pl.DataFrame, rules: list[Rule]) -> tuple[pl.DataFrame, pl.Series]:
-    """Add a `reasons` list column (empty = valid); blank treat-as-missing values.
+@dataclass(frozen=True)
+class Checked:
+    """A file's rows after the rules: which are rejected, and why."""
 
-    Returns the frame and a per-row flag of whether any treat-as-missing rule fired.
+    values: pl.DataFrame  # typed rows, treat-as-missing values blanked, parse flags dropped
+    rejected: pl.Series  # per row: breaks a rule that rejects it
+    reasons: pl.Series  # for the rejected rows only, in order: every rule each breaks
+    blanked: int  # rows whose value a treat-as-missing rule blanked (e.g. invalid SSN)
+
+
+def apply_rules(typed: pl.DataFrame, rules: list[Rule]) -> Checked:
+    """Evaluate every rule once per row; spell out reasons only for the rows rejected.
+
+    Building a list of reasons for every row costs several times the rules
+    themselves, and nearly every row has none.
     """
     reject = [r for r in rules if not r.treat_as_missing]
-    blank = [r for r in rules if r.treat_as_missing]
-    reasons = (
-        pl.concat_list([pl.when(r.broken).then(pl.lit(r.name)).otherwise(None) for r in reject])
-        .list.drop_nulls()
-        .list.unique(maintain_order=True)
+    blank_columns = sorted({r.column for r in rules if r.treat_as_missing})
+
+    def any_of(rs: list[Rule]) -> pl.Expr:
+        return pl.any_horizontal([r.broken for r in rs]) if rs else pl.lit(False)
+
+    # one pass over the rows: rejected, and per blanked column whether to blank it
+    flags = typed.select(
+        any_of(reject).alias("rejected"),
+        *(
+            any_of([r for r in rules if r.treat_as_missing and r.column == c]).alias(c)
+            for c in blank_columns
+        ),
     )
-    blanked = pl.any_horizontal([r.broken for r in blank]) if blank else pl.lit(False)
-    blank_cols = {r.column for r in blank}
-    blanked_values = [
-        pl.when(pl.any_horizontal([r.broken for r in blank if r.column == col]))
-        .then(None)
-        .otherwise(pl.col(col))
-        .alias(col)
-        for col in sorted(blank_cols)
-    ]
-    # one with_columns: every rule sees the values as typed, before any is blanked
-    out = typed.with_columns(reasons.alias(REASONS), blanked.alias("__blanked"), *blanked_values)
-    return out.drop("__blanked"), out.get_column("__blanked")
+    rejected = flags.get_column("rejected")
+    reasons = (
+        typed.filter(rejected)
+        .select(
+            pl.concat_list([pl.when(r.broken).then(pl.lit(r.name)) for r in reject])
+            .list.drop_nulls()
+            .list.unique(maintain_order=True)
+            .alias(REASONS)
+        )
+        .get_column(REASONS)
+        if reject
+        else pl.Series(REASONS, [], dtype=pl.List(pl.String))
+    )
+    values = drop_flags(typed).with_columns(
+        pl.when(flags.get_column(c)).then(None).otherwise(pl.col(c)).alias(c) for c in blank_columns
+    )
+    blanked = flags.select(pl.any_horizontal(blank_columns) if blank_columns else pl.lit(False))
+    return Checked(values, rejected, reasons, int(blanked.to_series().sum()))
 
 
 def source_rules(source: Source, params: dict[str, Any]) -> list[Rule]:
@@ -244,39 +276,39 @@ def stage_text(
     rows_read = text.height
     text = text.unique(subset=source.column_names, keep="first", maintain_order=True)
     typed = type_columns(text, source, date_format, set(native_dates))
-    checked, blanked = apply_rules(typed, source_rules(source, params))
-    bad = checked.get_column(REASONS).list.len() > 0
-    staged = (
-        drop_flags(checked.filter(~bad))
-        .drop(REASONS)
-        .with_columns(pl.lit(org_id).alias("org_id"), pl.lit(file).alias("file"))
+    checked = apply_rules(typed, source_rules(source, params))
+    staged = checked.values.filter(~checked.rejected).with_columns(
+        pl.lit(org_id).alias("org_id"), pl.lit(file).alias("file")
     )
-    raw = text.filter(bad).select(
-        pl.col(LINE), pl.struct(source.column_names).struct.json_encode().alias("raw")
-    )
-    quarantine = raw.with_columns(
+    quarantine = text.filter(checked.rejected).select(
         pl.lit(source.name).alias("source"),
         pl.lit(org_id).alias("org_id"),
         pl.lit(file).alias("file"),
-        checked.filter(bad).get_column(REASONS).alias(REASONS),
+        pl.col(LINE),
+        checked.reasons.alias(REASONS),
+        pl.struct(source.column_names).struct.json_encode().alias("raw"),
     )
     return StagedFile(
         staged=staged,
         quarantine=quarantine,
         rows_read=rows_read,
         duplicates_collapsed=rows_read - text.height,
-        invalid_ssn=int(blanked.sum()),
+        invalid_ssn=checked.blanked,
     )
 
 
 def check_threshold(result: StagedFile, file: str, max_share: float) -> None:
     """Refuse a file whose quarantined share is over the limit, naming the top reasons."""
     if result.rows_read and result.rows_quarantined / result.rows_read > max_share:
+        from outcomes.ingest import LINE
+
         reasons = ", ".join(f"{r} ({n})" for r, n in top_reasons(result.quarantine))
+        # nothing of the file is written, so the message is where the partner looks
+        lines = result.quarantine.get_column(LINE).sort().head(5).to_list()
         raise QuarantineThresholdError(
             f"{file}: {result.rows_quarantined} of {result.rows_read} rows quarantined "
             f"({result.rows_quarantined / result.rows_read:.1%}, limit {max_share:.0%}); "
-            f"top reasons: {reasons}"
+            f"top reasons: {reasons}; first at line(s) {', '.join(map(str, lines))}"
         )
 
 

@@ -23,7 +23,7 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
             indicator_assets.partnership_maturity,
             indicator_assets.partnership_impact,
         ],
-        asset_checks=checks.staged_checks,
+        asset_checks=[*checks.staged_checks, *checks.reference_checks],
         jobs=[job for job, _ in RUN_ORDER],
         resources={"outcomes": config},
     )
