@@ -10,7 +10,7 @@ yearly = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1 *",
     start=str(FIRST_PARTITION_YEAR),
     fmt="%Y",
-    end_offset=1,  # the current year is loadable while it runs
+    end_offset=1,  # up to the current year, loadable while it runs
 )
 
 # allow_nonexistent_upstream_partitions is beta but is what "every earlier year" needs
