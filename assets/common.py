@@ -1,10 +1,43 @@
-"""What every asset shares: owners, kinds, the year of a partition."""
+"""What every asset shares: owners, kinds, code version, and the year of a partition."""
+
+from collections.abc import Sequence
 
 import dagster as dg
 
+from outcomes.schema import Table
+from pipelines.partitions import yearly
+
 OWNERS = ["team:data-engineering"]
 CODE_VERSION = "1"
+TABLE_KINDS = {"polars", "parquet"}
 
 
 def partition_year(context: dg.AssetExecutionContext) -> int:
     return int(context.partition_key)
+
+
+def _table_kwargs(table: Table, group: str, deps: Sequence, description: str | None) -> dict:
+    return {
+        "deps": list(deps),
+        "description": description or table.description,
+        "group_name": group,
+        "owners": OWNERS,
+        "kinds": TABLE_KINDS,
+        "code_version": CODE_VERSION,
+    }
+
+
+def table_spec(
+    table: Table, group: str, deps: Sequence = (), description: str | None = None
+) -> dg.AssetSpec:
+    """The asset of one warehouse table, for a multi-asset that writes several."""
+    return dg.AssetSpec(key=table.name, **_table_kwargs(table, group, deps, description))
+
+
+def table_asset(table: Table, group: str, deps: Sequence = (), description: str | None = None):
+    """@table_asset(...): the asset of one warehouse table, yearly when the table is."""
+    return dg.asset(
+        key=table.name,
+        partitions_def=yearly if table.by_year else None,
+        **_table_kwargs(table, group, deps, description),
+    )

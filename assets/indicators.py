@@ -3,8 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import CODE_VERSION, OWNERS, partition_year
-from outcomes.indicators import LoadedYears, finalize, group_cells, indicator_panel, person_cells
+from assets.common import partition_year, table_asset, table_spec
+from outcomes.indicators import LoadedYears, indicator_tables
 from outcomes.maturity import partnership_maturity as maturity_of
 from outcomes.schema import (
     INDICATOR_PANEL,
@@ -17,7 +17,6 @@ from outcomes.schema import (
     PARTNERSHIP_MATURITY,
     PARTNERSHIP_SURVEYS,
     QUARTERLY_WAGES,
-    Table,
     empty,
     reference_table,
     staged_table,
@@ -40,18 +39,6 @@ def loaded_years(wh: Warehouse) -> LoadedYears:
     )  # fmt: skip
 
 
-def _spec(table: Table, deps: list, group: str = "indicators") -> dg.AssetSpec:
-    return dg.AssetSpec(
-        key=table.name,
-        description=table.description,
-        deps=deps,
-        group_name=group,
-        owners=OWNERS,
-        kinds={"polars", "parquet"},
-        code_version=CODE_VERSION,
-    )
-
-
 _INDICATOR_INPUTS = [
     dg.AssetDep(LINKED_SPELLS.name, partition_mapping=years_up_to(1)),
     dg.AssetDep(QUARTERLY_WAGES.name, partition_mapping=this_and_next_year()),
@@ -64,9 +51,9 @@ _INDICATOR_INPUTS = [
 
 @dg.multi_asset(
     specs=[
-        _spec(INDICATOR_PANEL, _INDICATOR_INPUTS),
-        _spec(OUTCOME_INDICATORS, [INDICATOR_PANEL.name]),
-        _spec(OUTCOME_INDICATORS_BY_GROUP, [INDICATOR_PANEL.name]),
+        table_spec(INDICATOR_PANEL, "indicators", _INDICATOR_INPUTS),
+        table_spec(OUTCOME_INDICATORS, "indicators", [INDICATOR_PANEL.name]),
+        table_spec(OUTCOME_INDICATORS_BY_GROUP, "indicators", [INDICATOR_PANEL.name]),
     ],
     partitions_def=yearly,
 )
@@ -74,39 +61,33 @@ def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Every registered indicator for one year; published rows pass small-cell suppression."""
     year = partition_year(context)
     wh, min_cell = outcomes.warehouse, outcomes.min_cell
-    inputs = (
+    tables = indicator_tables(
+        year,
         wh.scan(LINKED_SPELLS, range(0, year + 2)),
         wh.scan(QUARTERLY_WAGES, [year, year + 1]),
         wh.scan(LINKED_SURVEYS, [year]),
         wh.scan(reference_table("population")),
         wh.read(reference_table("counties")).get_column("county_fips").to_list(),
         loaded_years(wh),
+        min_cell,
     )
-    cells = person_cells(year, *inputs)
-    panel = indicator_panel(cells)
+    panel = tables.indicator_panel
     yield written(INDICATOR_PANEL, panel.height, wh.write(INDICATOR_PANEL, panel, year))
-    for table, unsuppressed in (
-        (OUTCOME_INDICATORS, cells),
-        (OUTCOME_INDICATORS_BY_GROUP, group_cells(year, *inputs)),
+    for table, published in (
+        (OUTCOME_INDICATORS, tables.outcome_indicators),
+        (OUTCOME_INDICATORS_BY_GROUP, tables.outcome_indicators_by_group),
     ):
-        published = finalize(unsuppressed, min_cell)
         suppressed = published.filter(pl.col("suppression").is_not_null()).height
         yield written(
-            table, published.height, wh.write(table, published, year),
-            suppressed_cells=suppressed, min_cell=min_cell,
-        )  # fmt: skip
+            table,
+            published.height,
+            wh.write(table, published, year),
+            suppressed_cells=suppressed,
+            min_cell=min_cell,
+        )
 
 
-@dg.asset(
-    key=PARTNERSHIP_MATURITY.name,
-    deps=["staged_partnership_surveys", "partnerships"],
-    partitions_def=yearly,
-    group_name="partnerships",
-    description=PARTNERSHIP_MATURITY.description,
-    owners=OWNERS,
-    kinds={"polars", "parquet"},
-    code_version=CODE_VERSION,
-)
+@table_asset(PARTNERSHIP_MATURITY, "partnerships", ["staged_partnership_surveys", "partnerships"])
 def partnership_maturity(
     context: dg.AssetExecutionContext, outcomes: OutcomesConfig
 ) -> dg.MaterializeResult:
@@ -116,18 +97,12 @@ def partnership_maturity(
     return written(PARTNERSHIP_MATURITY, df.height, wh.write(PARTNERSHIP_MATURITY, df, year))
 
 
-@dg.asset(
-    key=PARTNERSHIP_IMPACT.name,
-    deps=[
-        dg.AssetDep(INDICATOR_PANEL.name, partition_mapping=dg.AllPartitionMapping()),
-        "partnerships",
-    ],
-    group_name="partnerships",
-    description=PARTNERSHIP_IMPACT.description
+@table_asset(
+    PARTNERSHIP_IMPACT,
+    "partnerships",
+    [dg.AssetDep(INDICATOR_PANEL.name, partition_mapping=dg.AllPartitionMapping()), "partnerships"],
+    PARTNERSHIP_IMPACT.description
     + " Not estimated yet: the table is written empty with its schema (see README status).",
-    owners=OWNERS,
-    kinds={"polars", "parquet"},
-    code_version=CODE_VERSION,
 )
 def partnership_impact(outcomes: OutcomesConfig) -> dg.MaterializeResult:
     wh = outcomes.warehouse

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import CODE_VERSION, OWNERS
+from assets.common import OWNERS, table_spec
 from outcomes.ingest import read_reference
 from outcomes.schema import REFERENCE, SOURCES, reference_table
 from outcomes.validate import check_reference
@@ -40,16 +40,7 @@ landing_reference = dg.AssetSpec(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            key=name,
-            deps=[landing_reference],
-            description=reference_table(name).description,
-            group_name="reference",
-            owners=OWNERS,
-            kinds={"polars", "parquet"},
-            code_version=CODE_VERSION,
-        )
-        for name in REFERENCE
+        table_spec(reference_table(name), "reference", [landing_reference]) for name in REFERENCE
     ]
 )
 def reference(outcomes: OutcomesConfig):

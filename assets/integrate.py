@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import CODE_VERSION, OWNERS, partition_year
+from assets.common import partition_year, table_spec
 from assets.link import resolved_links, staged_up_to
 from outcomes.integrate import ANALYTIC_OF, linked_spells, linked_surveys, quarterly_wages
 from outcomes.schema import (
@@ -13,7 +13,6 @@ from outcomes.schema import (
     QUARTERLY_WAGES,
     RECORD_LINKS,
     SOURCES,
-    Table,
     staged_table,
 )
 from pipelines.partitions import yearly, years_up_to
@@ -31,22 +30,12 @@ _UPSTREAM = {
 }
 
 
-def _spec(table: Table, deps: list) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        key=table.name,
-        description=table.description,
-        deps=deps,
-        group_name="integrate",
-        owners=OWNERS,
-        kinds={"polars", "parquet"},
-        code_version=CODE_VERSION,
-    )
-
-
 _SPECS = [
-    *(_spec(t, [*_UPSTREAM[t.name], _ALL_MERGES]) for t in (LINKED_SPELLS, QUARTERLY_WAGES)),
-    _spec(LINKED_SURVEYS, [*_UPSTREAM[LINKED_SURVEYS.name], _ALL_MERGES]),
-    *(_spec(a, [linked]) for linked, a in ANALYTIC_OF.items()),
+    *(
+        table_spec(t, "integrate", [*_UPSTREAM[t.name], _ALL_MERGES])
+        for t in (LINKED_SPELLS, QUARTERLY_WAGES, LINKED_SURVEYS)
+    ),
+    *(table_spec(a, "integrate", [linked]) for linked, a in ANALYTIC_OF.items()),
 ]
 
 

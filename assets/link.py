@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import CODE_VERSION, OWNERS, partition_year
+from assets.common import partition_year, table_spec
 from outcomes.integrate import identities
 from outcomes.link import link_year, resolve
 from outcomes.schema import PERSON_KEY_MERGES, RECORD_LINKS, SOURCES, staged_table
@@ -23,32 +23,27 @@ def resolved_links(wh: Warehouse, years: range, merge_years: range | None = None
     return resolve(wh.read(RECORD_LINKS, years), wh.read(PERSON_KEY_MERGES, merge_years))
 
 
+_STAGED_UP_TO = [
+    dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to()) for n in LINKED_SOURCES
+]
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            key=RECORD_LINKS.name,
-            description=RECORD_LINKS.description
+        table_spec(
+            RECORD_LINKS,
+            "link",
+            [*_STAGED_UP_TO, dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())],
+            RECORD_LINKS.description
             + " Deterministic: shared agency id, valid SSN, or exact name and birth date.",
-            deps=[
-                dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to()) for n in LINKED_SOURCES
-            ]
-            + [dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())],
-            group_name="link",
-            owners=OWNERS,
-            kinds={"polars", "parquet"},
-            code_version=CODE_VERSION,
         ),
-        dg.AssetSpec(
-            key=PERSON_KEY_MERGES.name,
-            description=PERSON_KEY_MERGES.description,
-            deps=[
-                dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to()) for n in LINKED_SOURCES
-            ]
-            + [dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years())],
-            group_name="link",
-            owners=OWNERS,
-            kinds={"polars", "parquet"},
-            code_version=CODE_VERSION,
+        table_spec(
+            PERSON_KEY_MERGES,
+            "link",
+            [
+                *_STAGED_UP_TO,
+                dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years()),
+            ],
         ),
     ],
     partitions_def=yearly,

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 
-from assets.common import CODE_VERSION, OWNERS, partition_year
+from assets.common import partition_year, table_asset
 from assets.ingest import landing
 from outcomes.ingest import LandingError, LandingFile, discover, read_text
 from outcomes.schema import (
@@ -26,7 +26,7 @@ from outcomes.validate import (
     stage_text,
 )
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import yearly, years_up_to
+from pipelines.partitions import years_up_to
 from pipelines.resources import OutcomesConfig, written
 
 
@@ -125,16 +125,12 @@ def _deps(source: Source) -> list:
 def staged_asset(source: Source) -> dg.AssetsDefinition:
     table = staged_table(source)
 
-    @dg.asset(
-        name=table.name,
-        deps=_deps(source),
-        partitions_def=yearly,
-        group_name="validate",
-        description=table.description
+    @table_asset(
+        table,
+        "validate",
+        _deps(source),
+        table.description
         + " Rows that break the suite go to quarantine; the file fails over the threshold.",
-        owners=OWNERS,
-        kinds={"polars", "parquet"},
-        code_version=CODE_VERSION,
     )
     def _staged(
         context: dg.AssetExecutionContext, outcomes: OutcomesConfig
@@ -164,14 +160,11 @@ def _combine_parts(table, part, year: int, wh: Warehouse) -> tuple[int, str]:
     return df.height, str(path)
 
 
-@dg.asset(
-    deps=_STAGED_DEPS,
-    partitions_def=yearly,
-    group_name="validate",
-    description=QUARANTINE.description + " Restricted: it holds the raw values.",
-    owners=OWNERS,
-    kinds={"polars", "parquet"},
-    code_version=CODE_VERSION,
+@table_asset(
+    QUARANTINE,
+    "validate",
+    _STAGED_DEPS,
+    QUARANTINE.description + " Restricted: it holds raw values.",
 )
 def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> dg.MaterializeResult:
     year = partition_year(context)
@@ -179,15 +172,7 @@ def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> d
     return written(QUARANTINE, rows, path)
 
 
-@dg.asset(
-    deps=_STAGED_DEPS,
-    partitions_def=yearly,
-    group_name="validate",
-    description=LOAD_LEDGER.description,
-    owners=OWNERS,
-    kinds={"polars", "parquet"},
-    code_version=CODE_VERSION,
-)
+@table_asset(LOAD_LEDGER, "validate", _STAGED_DEPS)
 def load_ledger(
     context: dg.AssetExecutionContext, outcomes: OutcomesConfig
 ) -> dg.MaterializeResult:
