@@ -146,6 +146,8 @@ def gx_frame(df: pl.DataFrame, suite: dict[str, Any]):  # -> pandas.DataFrame
             pdf[c] = col.cast(pl.Datetime("ns")).to_pandas()
         elif dtype == pl.Float64:
             pdf[c] = col.to_pandas()  # NaN for null: GX counts it missing
+        elif dtype in (pl.Int64, pl.Boolean):  # pandas' nullable types: GX knows their names
+            pdf[c] = col.to_pandas().astype("Int64" if dtype == pl.Int64 else "boolean")
         elif c in regex:  # pandas' own Arrow strings: GX's astype(str) before a regex is free
             pdf[c] = col.to_pandas(use_pyarrow_extension_array=True).astype("str")
         else:

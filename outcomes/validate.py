@@ -80,13 +80,8 @@ def type_columns(
     return text.select(pl.exclude(source.column_names), *typed, *flags)
 
 
-def _type_rules(source: Source) -> list[Rule]:
-    names = {pl.Date: "date", pl.Int64: "integer", pl.Float64: "number", pl.Boolean: "boolean"}
-    return [
-        Rule(f"{c.name}:not_a_{names[type(c.dtype)]}", c.name, pl.col(_UNPARSED + c.name))
-        for c in source.columns
-        if c.dtype != pl.String
-    ]
+# how a suite's expect_column_values_to_be_of_type names each contract type
+SUITE_TYPES = {"datetime64": pl.Date, "int64": pl.Int64, "float64": pl.Float64, "bool": pl.Boolean}
 
 
 # ---------------------------------------------------------------- compiling suites
@@ -155,7 +150,10 @@ def compile_expectation(
     if column not in dtypes:
         raise KeyError(f"{kind}: column {column!r} is not in the schema")
     c, dtype = pl.col(column), dtypes[column]
-    if kind == "expect_column_values_to_not_be_null":
+    if kind == "expect_column_values_to_be_of_type":
+        # a value that did not parse when the column was typed (type_columns)
+        broken = pl.col(_UNPARSED + column) if dtype != pl.String else pl.lit(False)
+    elif kind == "expect_column_values_to_not_be_null":
         unparsed = pl.col(_UNPARSED + column) if dtype != pl.String else pl.lit(False)
         broken = c.is_null() & ~unparsed
     elif kind == "expect_column_values_to_be_unique":
@@ -228,7 +226,7 @@ def apply_rules(typed: pl.DataFrame, rules: list[Rule]) -> Checked:
 
 
 def source_rules(source: Source, params: dict[str, Any]) -> list[Rule]:
-    return _type_rules(source) + compile_suite(load_suite(source.name), params, source.dtypes)
+    return compile_suite(load_suite(source.name), params, source.dtypes)
 
 
 def drop_flags(df: pl.DataFrame) -> pl.DataFrame:

@@ -13,6 +13,7 @@ from assets.checks import COLUMNS_UNCHANGED, NOTHING_LOST, QUARANTINE_RATE, SUIT
 from outcomes.config import ENV_EXPECTATIONS_DIR
 from outcomes.schema import QUARANTINE, SOURCES, SPELLS, staged_table
 from outcomes.suites import SUITES_DIR, load_suite, run_suite
+from outcomes.validate import SUITE_TYPES
 from pipelines.definitions import build_definitions
 from pipelines.resources import OutcomesConfig
 from tests.conftest import Materialized, materialize
@@ -164,3 +165,15 @@ def test_every_suite_rule_names_a_schema_column_once(source: str):
         kw = e["kwargs"]
         for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")):
             assert c is None or c in columns, (source, c)
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_suite_declares_every_contract_type(source: str):
+    """Parse rules live in the suite too; the warehouse schema must agree with it."""
+    declared = {
+        e["kwargs"]["column"]: SUITE_TYPES[e["kwargs"]["type_"]]
+        for e in load_suite(source)["expectations"]
+        if e["type"] == "expect_column_values_to_be_of_type"
+    }
+    typed = {c.name: c.dtype for c in SOURCES[source].columns if c.dtype != pl.String}
+    assert declared == typed
