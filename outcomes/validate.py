@@ -118,6 +118,10 @@ def _in_set(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
     return ~c.is_in(pl.lit(pl.Series(values=list(values), dtype=dtype)).implode())
 
 
+def _not_in_set(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
+    return ~_in_set(c, kw, dtype)
+
+
 def _regex(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
     return ~c.cast(pl.String).str.contains(kw["regex"])
 
@@ -134,6 +138,7 @@ def _lengths(c: pl.Expr, kw: dict[str, Any], dtype: pl.DataType) -> pl.Expr:
 _MAP_EXPECTATIONS: dict[str, Callable[[pl.Expr, dict[str, Any], pl.DataType], pl.Expr]] = {
     "expect_column_values_to_be_between": _between,
     "expect_column_values_to_be_in_set": _in_set,
+    "expect_column_values_to_not_be_in_set": _not_in_set,
     "expect_column_values_to_match_regex": _regex,
     "expect_column_values_to_not_match_regex": _not_regex,
     "expect_column_value_lengths_to_be_between": _lengths,
