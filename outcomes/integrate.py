@@ -15,8 +15,8 @@ from outcomes.schema import (
     LINKED_SURVEYS,
     QUARTERLY_WAGES,
     SERVICE_SPELLS,
-    Table,
 )
+from outcomes.warehouse import conform
 
 SECTOR = {"spells": "PUBLIC", "services": "NONPROFIT"}
 
@@ -67,12 +67,12 @@ def linked_spells(
             (services, "services", "enroll_date", "exit_date"),
         )
     ]
-    return _conform(pl.concat(parts, how="vertical_relaxed"), LINKED_SPELLS)
+    return conform(pl.concat(parts, how="vertical_relaxed"), LINKED_SPELLS)
 
 
 def quarterly_wages(wages: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
     joined = wages.join(_keys(links, "wages"), on=["org_id", "record_id"], how="inner")
-    return _conform(joined, QUARTERLY_WAGES)
+    return conform(joined, QUARTERLY_WAGES)
 
 
 def survey_county(surveys: pl.DataFrame, services: pl.DataFrame) -> pl.DataFrame:
@@ -115,11 +115,7 @@ def linked_surveys(
     out = surveys.join(client_keys, on=["org_id", "client_id"], how="inner").join(
         survey_county(surveys, services), on=["org_id", "response_id"], how="left"
     )
-    return _conform(out, LINKED_SURVEYS)
-
-
-def _conform(df: pl.DataFrame, table: Table) -> pl.DataFrame:
-    return df.select(pl.col(c).cast(t) for c, t in table.schema.items())
+    return conform(out, LINKED_SURVEYS)
 
 
 # the analytic projection of each restricted linked table
