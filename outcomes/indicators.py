@@ -350,9 +350,9 @@ def _finish(ind: Indicator, cells: pl.LazyFrame, inp: Inputs, year: int, schema_
     )
 
 
-def _county_cells(ind: Indicator, inp: Inputs, year: int) -> pl.LazyFrame:
+def _county_cells(ind: Indicator, inp: Inputs, year: int, units: pl.LazyFrame) -> pl.LazyFrame:
     """One row per county plus ALL for one indicator and year."""
-    cells = _tally(inp.counties, ind.units(inp, year), [])
+    cells = _tally(inp.counties, units, [])
     if ind.kind == "rate":
         population = _population(inp, year, ind.population_ages)
         cells = cells.drop("denominator").join(population, on="county_fips", how="left")
@@ -377,7 +377,20 @@ def person_cells(
 ) -> pl.DataFrame:
     """Unsuppressed cells of every registered indicator for one year (CELL_SCHEMA)."""
     inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
-    parts = [_county_cells(ind, inp, year) for ind in REGISTRY.values()]
+    return _all_county_cells(inp, year, _units_by_indicator(inp, year))
+
+
+def _units_by_indicator(inp: Inputs, year: int, by_group: bool = False) -> dict[str, pl.LazyFrame]:
+    """Each indicator's units, computed once: county and group cells both read them."""
+    return {
+        ind.indicator_id: ind.units(inp, year).collect().lazy()
+        for ind in REGISTRY.values()
+        if ind.by_group or not by_group
+    }
+
+
+def _all_county_cells(inp: Inputs, year: int, units: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    parts = [_county_cells(REGISTRY[i], inp, year, u) for i, u in units.items()]
     return sort_cells(pl.concat(parts).collect())
 
 
@@ -441,9 +454,11 @@ def _group_grid(inp: Inputs, long: pl.LazyFrame) -> pl.LazyFrame:
     return inp.counties.join(values, how="cross")
 
 
-def _group_cells(ind: Indicator, inp: Inputs, year: int, fallback: pl.DataFrame) -> pl.LazyFrame:
+def _group_cells(
+    ind: Indicator, inp: Inputs, year: int, fallback: pl.DataFrame, units: pl.LazyFrame
+) -> pl.LazyFrame:
     """Rows for every county plus ALL within each group value of one indicator-year."""
-    long = _long_groups(_demographics(ind.units(inp, year), fallback, year).lazy())
+    long = _long_groups(_demographics(units, fallback, year).lazy())
     keys = ["group_by", "group_value"]
     cells = _tally(_group_grid(inp, long), long, keys)
     return _finish(ind, _with_all(cells, keys), inp, year, GROUP_CELL_SCHEMA)
@@ -460,11 +475,15 @@ def group_cells(
 ) -> pl.DataFrame:
     """Unsuppressed cells by sex and age band of every grouped indicator for one year."""
     inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
-    grouped = [ind for ind in REGISTRY.values() if ind.by_group]
+    return _all_group_cells(inp, year, _units_by_indicator(inp, year, by_group=True))
+
+
+def _all_group_cells(inp: Inputs, year: int, units: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    grouped = {i: u for i, u in units.items() if REGISTRY[i].by_group}
     if not grouped:
         return pl.DataFrame(schema=GROUP_CELL_SCHEMA)
     fallback = demographic_fallback(inp.spells)
-    parts = [_group_cells(ind, inp, year, fallback) for ind in grouped]
+    parts = [_group_cells(REGISTRY[i], inp, year, fallback, u) for i, u in grouped.items()]
     return sort_cells(pl.concat(parts).collect())
 
 
@@ -578,10 +597,11 @@ def indicator_tables(
     min_cell: int = 11,
 ) -> IndicatorTables:
     """Cells, published tables and the unsuppressed panel of one year in one call."""
-    args = (year, spells, wages, surveys, population, counties, loaded)
-    cells = person_cells(*args)
+    inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
+    units = _units_by_indicator(inp, year)
+    cells = _all_county_cells(inp, year, units)
     return IndicatorTables(
         finalize(cells, min_cell),
-        finalize(group_cells(*args), min_cell),
+        finalize(_all_group_cells(inp, year, units), min_cell),
         indicator_panel(cells),
     )

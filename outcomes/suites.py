@@ -58,7 +58,6 @@ class ExpectationOutcome:
     expectation: str
     column: str
     success: bool
-    unexpected_count: int | None
     error: str | None = None  # GX raised: a configuration problem, not bad data
 
 
@@ -290,6 +289,5 @@ def _outcome(r: Any) -> ExpectationOutcome:
             kwargs.get("column") or f"{kwargs.get('column_A')}, {kwargs.get('column_B')}"
         ).removesuffix(HASHED.format("")),
         success=bool(r.success) and not raised,
-        unexpected_count=(r.result or {}).get("unexpected_count"),
         error=(r.exception_info or {}).get("exception_message") if raised else None,
     )
