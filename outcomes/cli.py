@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +15,13 @@ import click
 if TYPE_CHECKING:
     import polars as pl
 
-from outcomes.config import ENV_LINKAGE_KEY, ENV_WAREHOUSE_DIR, Settings
+from outcomes.config import (
+    ENV_LANDING_DIR,
+    ENV_LINKAGE_KEY,
+    ENV_WAREHOUSE_DIR,
+    LinkageKeyError,
+    Settings,
+)
 
 DEMO_DIR = Path("demo")
 DEMO_SCALE = 5000
@@ -31,13 +40,38 @@ def _years(value: str | None) -> tuple[int, int] | None:
     return first, last
 
 
+def _refused(e: LinkageKeyError) -> None:
+    click.secho(f"outcomes run refused: {e}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _settings(landing: Path, warehouse: Path, demo: bool = False) -> Settings:
+    """Settings from the environment; a missing or weak linkage key refuses the run."""
+    try:
+        return Settings.from_env(landing, warehouse, demo=demo)
+    except LinkageKeyError as e:
+        _refused(e)
+        raise  # not reached: _refused exits
+
+
+@contextmanager
+def _without(*names: str) -> Iterator[None]:
+    """These environment variables unset for a while."""
+    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def _run(settings: Settings, years: tuple[int, int] | None) -> None:
     from pipelines.runner import RunFailed, landing_years, run_all
 
     if settings.uses_demo_key:
         click.secho(
-            f"note: {ENV_LINKAGE_KEY} is not set; person keys use the built-in demo key, "
-            "which anyone with this code can use. Set a secret key for real data.",
+            f"note: this demo makes person keys with the built-in demo key ({ENV_LINKAGE_KEY} "
+            "is not set), which anyone with this code has: fine for sample data, never for "
+            "real data; `outcomes run` refuses it.",
             fg="yellow",
             err=True,
         )
@@ -45,6 +79,8 @@ def _run(settings: Settings, years: tuple[int, int] | None) -> None:
         found = landing_years(settings, years)
         click.echo(f"landing   {settings.landing_dir}\nwarehouse {settings.warehouse_dir}")
         summary = run_all(settings, found, echo=click.echo)
+    except LinkageKeyError as e:  # not the key the warehouse was built under
+        _refused(e)
     except RunFailed as e:
         click.secho(f"outcomes run failed: {e}", fg="red", err=True)
         sys.exit(1)
@@ -65,10 +101,13 @@ def demo(out: Path, scale: int) -> None:
     """Make the sample landing zone and materialize everything (into ./demo)."""
     from outcomes.sample import generate
 
+    settings = _settings(out / "landing", out / "warehouse", demo=True)
     click.echo(f"generating {scale:,} sample persons into {out}/landing (truth in {out}/truth)")
     generate(out, scale=scale, seed=DEFAULT_SEED)
-    settings = Settings.from_env(out / "landing", out / "warehouse")
-    _run(settings, None)
+    with _without(ENV_LANDING_DIR, ENV_WAREHOUSE_DIR):
+        # the demo has its own folders: the Dagster definitions loaded on the way must
+        # not take a real warehouse's (which would need a real key) from the environment
+        _run(settings, None)
     click.echo(
         f'\nexplore: outcomes query "select * from outcome_indicators limit 10" '
         f"(warehouse {out / 'warehouse'}), or dagster dev"
@@ -104,7 +143,7 @@ def generate(out: Path, scale: int, seed: int) -> None:
 @click.option(
     "--landing-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    envvar="OUTCOMES_LANDING_DIR",
+    envvar=ENV_LANDING_DIR,
     required=True,
 )
 @click.option(
@@ -116,7 +155,7 @@ def generate(out: Path, scale: int, seed: int) -> None:
 @click.option("--years", help="only these years, e.g. 2019 or 2018-2023")
 def run(landing_dir: Path, warehouse_dir: Path, years: str | None) -> None:
     """Materialize every asset for every year found, through Dagster."""
-    _run(Settings.from_env(landing_dir, warehouse_dir), _years(years))
+    _run(_settings(landing_dir, warehouse_dir), _years(years))
 
 
 @main.command()

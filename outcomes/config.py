@@ -10,13 +10,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The demo's linkage key. Anyone with this code can recompute demo person keys,
-# so `outcomes run` warns whenever it falls back to it.
-DEMO_LINKAGE_KEY = "outcomes-demo-key-not-secret"
+# the linkage key's rule lives in outcomes.secret; its names are re-exported here
+from outcomes.secret import DEMO_LINKAGE_KEY as DEMO_LINKAGE_KEY
+from outcomes.secret import ENV_LINKAGE_KEY as ENV_LINKAGE_KEY
+from outcomes.secret import LinkageKeyError as LinkageKeyError
+from outcomes.secret import validate_linkage_key
 
 ENV_LANDING_DIR = "OUTCOMES_LANDING_DIR"
 ENV_WAREHOUSE_DIR = "OUTCOMES_WAREHOUSE_DIR"
-ENV_LINKAGE_KEY = "OUTCOMES_LINKAGE_KEY"
 ENV_MAX_QUARANTINE_SHARE = "OUTCOMES_MAX_QUARANTINE_SHARE"
 ENV_MIN_CELL = "OUTCOMES_MIN_CELL"
 ENV_EXPECTATIONS_DIR = "OUTCOMES_EXPECTATIONS_DIR"  # a deployment's own edited suites
@@ -33,11 +34,13 @@ PARQUET_COMPRESSION = "zstd"
 class Settings:
     landing_dir: Path
     warehouse_dir: Path
-    linkage_key: str = DEMO_LINKAGE_KEY
+    linkage_key: str = field(default=DEMO_LINKAGE_KEY, repr=False)  # never printed
     max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
     min_cell: int = DEFAULT_MIN_CELL
     # per source, e.g. {"wages": 0.10}: OUTCOMES_MAX_QUARANTINE_SHARE_WAGES=0.10
     quarantine_share_by_source: dict[str, float] = field(default_factory=dict)
+    # the demo (its own folders): the only runs allowed the built-in demo key
+    demo: bool = False
 
     def max_share(self, source: str) -> float:
         """The share of a file's rows that may be quarantined before the file fails."""
@@ -47,10 +50,22 @@ class Settings:
     def uses_demo_key(self) -> bool:
         return self.linkage_key == DEMO_LINKAGE_KEY
 
+    def validate_key(self) -> str:
+        """The linkage key if this run may use it; else LinkageKeyError saying why."""
+        return validate_linkage_key(self.linkage_key, demo=self.demo)
+
     @classmethod
     def from_env(
-        cls, landing_dir: Path | str | None = None, warehouse_dir: Path | str | None = None
+        cls,
+        landing_dir: Path | str | None = None,
+        warehouse_dir: Path | str | None = None,
+        demo: bool = False,
     ) -> Settings:
+        """Settings from the arguments and the environment.
+
+        Raises LinkageKeyError when OUTCOMES_LINKAGE_KEY is missing, empty, the demo key
+        or shorter than 32 bytes, unless `demo` (then a missing key means the demo key).
+        """
         landing = landing_dir or os.environ.get(ENV_LANDING_DIR)
         warehouse = warehouse_dir or os.environ.get(ENV_WAREHOUSE_DIR)
         if not landing or not warehouse:
@@ -61,7 +76,7 @@ class Settings:
         return cls(
             landing_dir=Path(landing).resolve(),
             warehouse_dir=Path(warehouse).resolve(),
-            linkage_key=os.environ.get(ENV_LINKAGE_KEY) or DEMO_LINKAGE_KEY,
+            linkage_key=validate_linkage_key(os.environ.get(ENV_LINKAGE_KEY), demo=demo),
             max_quarantine_share=float(
                 os.environ.get(ENV_MAX_QUARANTINE_SHARE, DEFAULT_MAX_QUARANTINE_SHARE)
             ),
@@ -71,4 +86,5 @@ class Settings:
                 for k, v in os.environ.items()
                 if k.startswith(ENV_MAX_QUARANTINE_SHARE + "_")
             },
+            demo=demo,
         )

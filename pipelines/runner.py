@@ -6,17 +6,18 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
 
-from outcomes.config import FIRST_PARTITION_YEAR, Settings
+from outcomes.config import ENV_LINKAGE_KEY, FIRST_PARTITION_YEAR, Settings
 from outcomes.ingest import discover
 from outcomes.link import resolve
 from outcomes.schema import LOAD_LEDGER, OUTCOME_INDICATORS, PERSON_KEY_MERGES, RECORD_LINKS
+from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
 from pipelines.jobs import RUN_ORDER
@@ -81,6 +82,24 @@ def dagster_instance():
             yield instance
 
 
+@contextmanager
+def linkage_key_in_env(key: str) -> Iterator[None]:
+    """OUTCOMES_LINKAGE_KEY holds `key` while the runs execute, the value before after.
+
+    The resource takes the key as `dg.EnvVar`, so Dagster reads it from the process's
+    environment when a run starts and no run config, snapshot or event ever holds it.
+    """
+    before = os.environ.get(ENV_LINKAGE_KEY)
+    os.environ[ENV_LINKAGE_KEY] = key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_LINKAGE_KEY, None)
+        else:
+            os.environ[ENV_LINKAGE_KEY] = before
+
+
 def _failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure:
@@ -116,11 +135,15 @@ def run_all(
     years: list[int],
     echo: Callable[[str], None] = print,
 ) -> RunSummary:
-    defs = build_definitions(OutcomesConfig.from_settings(settings))
+    """Every step for `years`; refuses (LinkageKeyError) before writing anything when the
+    linkage key is missing or weak (outside the demo) or not the warehouse's."""
+    key = settings.validate_key()
+    check_key_fingerprint(settings.warehouse_dir, key)
     steps = plan(years)
     summary = RunSummary(years=years)
     started = time.perf_counter()
-    with dagster_instance() as instance:
+    with linkage_key_in_env(key), dagster_instance() as instance:
+        defs = build_definitions(OutcomesConfig.from_settings(settings))
         for i, (job, year) in enumerate(steps, 1):
             label = f"[{i:>2}/{len(steps)}] {job:<20} {year or 'all years'}"
             t0 = time.perf_counter()

@@ -12,7 +12,8 @@ from outcomes.warehouse import Warehouse
 from pipelines.runner import RunSummary, landing_years, run_all
 from tests.handmade import write_handmade
 
-TEST_KEY = "test-linkage-key"
+# a linkage key as `outcomes run` accepts one (32 bytes or more); only the tests know it
+TEST_KEY = "test-linkage-key-for-the-test-suite-only-0123456789"
 
 
 @dataclass
