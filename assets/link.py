@@ -1,17 +1,48 @@
-"""Record linkage: which records are the same person (restricted zone only)."""
+"""Record linkage: which records are the same person (restricted zone only).
+
+Each year links only its own records, against the identity registry of the
+persons already known, with the linkage model file the warehouse keeps: the
+first year linked trains one (and says so); later years and re-runs score with
+it; `outcomes linkage train` makes a new version on purpose.
+"""
+
+
+import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_spec
+from outcomes import linkage_model as lm
 from outcomes.integrate import identities
-from outcomes.link import link_year, resolve
-from outcomes.schema import PERSON_KEY_MERGES, RECORD_LINKS, SOURCES, staged_table
+from outcomes.link import (
+    DECISIONS_SCHEMA,
+    IDENTITY_REGISTRY,
+    YearLinks,
+    link_year,
+    redelivery_splits,
+    resolve,
+    variants_of,
+)
+from outcomes.schema import (
+    LINKAGE_MODEL_EVENTS,
+    LINKAGE_REVIEW,
+    PERSON_KEY_MERGES,
+    PERSON_KEY_SPLITS,
+    RECORD_LINKS,
+    SOURCES,
+    staged_table,
+)
+from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import earlier_years, yearly, years_up_to
+from pipelines.partitions import earlier_years, yearly
 from pipelines.resources import OutcomesConfig, written
 
 LINKED_SOURCES = ("spells", "wages", "services")
+# a reviewer's decisions: record_a, record_b, decision (must_link | must_not_link)
+DECISIONS_FILE = "restricted/linkage/review_decisions.csv"
+HISTOGRAM_LOW, HISTOGRAM_HIGH, HISTOGRAM_STEP = -20, 40, 5  # match weight bins
 
 
 def staged_up_to(wh: Warehouse, name: str, year: int) -> pl.LazyFrame:
@@ -23,42 +54,142 @@ def resolved_links(wh: Warehouse, years: range, merge_years: range | None = None
     return resolve(wh.read(RECORD_LINKS, years), wh.read(PERSON_KEY_MERGES, merge_years))
 
 
-_STAGED_UP_TO = [
-    dg.AssetDep(f"staged_{n}", partition_mapping=years_up_to()) for n in LINKED_SOURCES
-]
+def year_identities(wh: Warehouse, year: int) -> pl.LazyFrame:
+    return identities(*(wh.scan(staged_table(SOURCES[n]), [year]) for n in LINKED_SOURCES))
+
+
+def read_decisions(root: Path) -> pl.DataFrame:
+    path = root / DECISIONS_FILE
+    if not path.exists():
+        return pl.DataFrame(schema=DECISIONS_SCHEMA)
+    return pl.read_csv(path, schema_overrides=DECISIONS_SCHEMA).select(list(DECISIONS_SCHEMA))
+
+
+def train_and_save(wh: Warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, lm.Model]:
+    """Train a model version, save it and record the event."""
+    model = lm.train(variants)
+    version, digest = lm.save_new_version(wh.root, model)
+    event = pl.DataFrame(
+        {
+            "version": [version],
+            "event": ["trained" if version == 1 else "retrained"],
+            "at": [dt.datetime.now(dt.UTC)],
+            "trained_on": [model.trained_on],
+            "model_sha256": [digest],
+            "reason": [reason],
+        }
+    )
+    events = pl.concat([wh.read(LINKAGE_MODEL_EVENTS), event], how="vertical_relaxed")
+    wh.write(LINKAGE_MODEL_EVENTS, events)
+    return version, model
+
+
+def model_for(wh: Warehouse, year: int, log: dg.DagsterLogManager) -> tuple[int, lm.Model]:
+    """The warehouse's current model; on a warehouse with none, one trained on this year."""
+    version = lm.current_version(wh.root)
+    if version is not None:
+        return version, lm.Model.load(lm.model_dir(wh.root, version))
+    variants = variants_of(year_identities(wh, year)).unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
+    version, model = train_and_save(wh, variants, f"no model in the warehouse: trained on {year}")
+    log.info(
+        f"the warehouse had no linkage model: trained version {version} on "
+        f"{model.trained_on:,} identity variants of {year}; later years and re-runs reuse it"
+    )
+    return version, model
+
+
+def _quality(result: "YearLinks", model: lm.Model, version: int) -> dict[str, dg.MetadataValue]:
+    """What evaluators see of linkage: counts and distributions, never an identifier."""
+    links = result.links
+    weights = result.pairs.get_column("match_weight")
+    hist = (
+        pl.DataFrame({"w": weights})
+        .with_columns(
+            (pl.col("w").clip(HISTOGRAM_LOW, HISTOGRAM_HIGH) // HISTOGRAM_STEP * HISTOGRAM_STEP)
+            .cast(pl.Int64)
+        )
+        .group_by("w")
+        .len("pairs")
+        .sort("w")
+    )
+    sizes = links.group_by("person_key").len("records").group_by("records").len("persons")
+    linked = links.join(links.group_by("person_key").agg(pl.col("source").n_unique().alias("k")),
+                        on="person_key")  # fmt: skip
+    per_org = linked.group_by("source", "org_id").agg(
+        pl.len().alias("records"),
+        (pl.col("k") > 1).mean().round(4).alias("share_linked_to_another_source"),
+    ).sort("source", "org_id")
+    params = model.parameters().with_columns(pl.col(pl.Float64).round(6))
+    return {
+        "model_version": version,
+        "match_threshold": lm.MATCH_THRESHOLD,
+        "comparisons": result.stats["scored_pairs"],
+        "candidate_pairs": result.stats.get("candidate_pairs", 0),
+        "identity_variants_new": result.stats["new_variants"],
+        "name_guarded_wage_pairs": result.stats["guarded_pairs"],
+        "borderline_pairs": result.review.height,
+        "merges": result.merges.height,
+        "splits": result.splits.height,
+        "match_weight_histogram": dg.MetadataValue.md(_md(hist.rename({"w": "match weight from"}))),
+        "cluster_sizes": dg.MetadataValue.md(_md(sizes.sort("records"))),
+        "linked_share_by_partner": dg.MetadataValue.md(_md(per_org)),
+        "model_parameters": dg.MetadataValue.md(_md(params)),
+    }
+
+
+def _md(df: pl.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * df.width + "\n"
+    return head + "".join("| " + " | ".join(map(str, r)) + " |\n" for r in df.iter_rows())
+
+
+_STAGED = [dg.AssetDep(f"staged_{n}") for n in LINKED_SOURCES]
+_EARLIER_LINKS = dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())
 
 
 @dg.multi_asset(
     specs=[
         table_spec(
-            RECORD_LINKS,
-            "link",
-            [*_STAGED_UP_TO, dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())],
-            RECORD_LINKS.description
-            + " Deterministic: shared agency id, valid SSN, or exact name and birth date.",
+            RECORD_LINKS, "link", [*_STAGED, _EARLIER_LINKS],
+            RECORD_LINKS.description + " Probabilistic (Fellegi-Sunter, Splink), incremental:"
+            " a year is scored against the identity registry of the persons already known.",
         ),
-        table_spec(
-            PERSON_KEY_MERGES,
-            "link",
-            [
-                *_STAGED_UP_TO,
-                dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years()),
-            ],
-        ),
+        table_spec(PERSON_KEY_MERGES, "link", [*_STAGED, _EARLIER_LINKS]),
+        table_spec(PERSON_KEY_SPLITS, "link", [*_STAGED, _EARLIER_LINKS]),
+        table_spec(LINKAGE_REVIEW, "link", [*_STAGED, _EARLIER_LINKS]),
     ],
     partitions_def=yearly,
-)
+)  # fmt: skip
 def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
-    """Link this year's records against every earlier year; earlier keys never change."""
+    """Link this year's records against the persons already known; earlier keys stay."""
     year = partition_year(context)
     wh = outcomes.warehouse
-    if outcomes.settings.uses_demo_key:
-        context.log.warning("OUTCOMES_LINKAGE_KEY is not set: person keys use the demo key")
-    records = identities(*(staged_up_to(wh, n, year) for n in LINKED_SOURCES))
-    previous = resolved_links(wh, range(0, year), merge_years=range(0, year))
-    links, merges = link_year(records, previous, outcomes.linkage_key, year)
+    check_key_fingerprint(wh.root, outcomes.linkage_key)  # a warehouse keeps one key
+    version, model = model_for(wh, year, context.log)
+    registry = wh.read(IDENTITY_REGISTRY)
+    before = wh.read(RECORD_LINKS, [year])
+    result = link_year(
+        year_identities(wh, year), registry, model, outcomes.linkage_key, year,
+        read_decisions(wh.root),
+    )  # fmt: skip
+    # a re-run keeps the merges this year caused before; a changed record is a recorded split
+    merges = pl.concat([wh.read(PERSON_KEY_MERGES, [year]), result.merges]).unique().sort(
+        "retired_key"
+    )
+    all_merges = pl.concat([wh.read(PERSON_KEY_MERGES), result.merges]).unique()
+    splits = pl.concat(
+        [
+            wh.read(PERSON_KEY_SPLITS, [year]),
+            result.splits.drop(lm.UNIQUE_ID),
+            redelivery_splits(before, result.links, all_merges, year),
+        ]
+    ).unique().sort("old_key", "new_key")
+    wh.write(IDENTITY_REGISTRY, result.registry)
+    quality = _quality(result, model, version)
     yield written(
-        RECORD_LINKS, links.height, wh.write(RECORD_LINKS, links, year),
-        persons=links.get_column("person_key").n_unique(),
+        RECORD_LINKS, result.links.height, wh.write(RECORD_LINKS, result.links, year),
+        persons=result.stats["persons"], **quality,
     )  # fmt: skip
     yield written(PERSON_KEY_MERGES, merges.height, wh.write(PERSON_KEY_MERGES, merges, year))
+    yield written(PERSON_KEY_SPLITS, splits.height, wh.write(PERSON_KEY_SPLITS, splits, year))
+    review = result.review.with_columns(pl.lit(year, pl.Int64).alias("year"))
+    yield written(LINKAGE_REVIEW, review.height, wh.write(LINKAGE_REVIEW, review, year))

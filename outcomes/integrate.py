@@ -24,20 +24,22 @@ SECTOR = {"spells": "PUBLIC", "services": "NONPROFIT"}
 def identities(spells: pl.LazyFrame, wages: pl.LazyFrame, services: pl.LazyFrame) -> pl.LazyFrame:
     """The identity columns linkage compares, from every source that names a person."""
     names = ["first_name", "last_name"]
+    place = ["sex", "zip", "county_fips"]
+    none_s, none_d = pl.lit(None, pl.String), pl.lit(None, pl.Date)
     return pl.concat(
         [
             spells.select(
                 pl.lit("spells").alias("source"), "org_id", "year", "record_id",
-                pl.col("person_id").alias("local_id"), *names, "birth_date", "ssn",
+                pl.col("person_id").alias("local_id"), *names, "birth_date", "ssn", *place,
             ),
             wages.select(
                 pl.lit("wages").alias("source"), "org_id", "year", "record_id",
-                pl.lit(None, pl.String).alias("local_id"), *names,
-                pl.lit(None, pl.Date).alias("birth_date"), "ssn",
+                none_s.alias("local_id"), *names, none_d.alias("birth_date"), "ssn",
+                *(none_s.alias(c) for c in place),
             ),
             services.select(
                 pl.lit("services").alias("source"), "org_id", "year", "record_id",
-                pl.col("client_id").alias("local_id"), *names, "birth_date", "ssn",
+                pl.col("client_id").alias("local_id"), *names, "birth_date", "ssn", *place,
             ),
         ]
     )  # fmt: skip

@@ -1,105 +1,99 @@
-"""Stage 3, link: decide which records are the same person, and give each a person_key.
+"""Stage 3, link: which records are the same person, year by year, with keys that stay put.
 
-First version, deterministic: records are the same person when they share an
-agency or partner's own person id, a valid SSN, or an exact normalised name and
-birth date. Persons are the connected components of that graph.
+The identity registry (restricted zone) holds every identity variant already
+seen and the person it belongs to. Year y is linked incrementally:
 
-A person's key is HMAC-SHA256 of its *anchor*: the identifier with the earliest
-first year, then the smallest text. Adding a later year can only add records
-(whose identifiers first appear in that year) or join components, so every
-earlier record keeps its key unless new evidence joins two persons; then the
-earliest anchor survives and the other key is retired in person_key_merges.
+1. its records are normalised (outcomes.normalise) and collapsed to variants;
+   a variant already in the registry keeps its person, so a re-run or a
+   re-delivered file leaves unchanged records alone;
+2. new variants are scored by the Fellegi-Sunter model (outcomes.linkage_model)
+   against the registry (`predict_between`) and among themselves
+   (`predict_within`), never against the whole history of records;
+3. edges are pairs at or above the match threshold, plus the same agency or
+   partner id, plus a reviewer's must-link decisions; a reviewer's must-not-link
+   removes an edge; a wage variant whose names disagree with the other side's
+   (the name guard) does not link on its SSN alone;
+4. persons are the connected components: a component with no known person is a
+   new person (key: HMAC-SHA256 of its first variant under the linkage secret);
+   with one, it joins it; with several, new evidence joins them: the person
+   first seen earliest keeps its key and each other key goes to
+   person_key_merges.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import polars as pl
 
-# identity columns read from the staged sources (restricted zone only)
-IDENTITY = {
-    "source": pl.String(),
-    "org_id": pl.String(),
-    "year": pl.Int64(),
-    "record_id": pl.String(),
-    "local_id": pl.String(),
-    "first_name": pl.String(),
-    "last_name": pl.String(),
-    "birth_date": pl.Date(),
-    "ssn": pl.String(),
-}
-# strongest evidence first: what record_links.match_method reports
-EVIDENCE = ("ssn", "name_birth_date", "local_id")
+from outcomes.linkage_model import (
+    MATCH_THRESHOLD,
+    REVIEW_BAND,
+    UNIQUE_ID,
+    VARIANT_COLUMNS,
+    Model,
+    no_pairs,
+    score,
+)
+from outcomes.normalise import identity_columns
+from outcomes.schema import Table, Zone
+
 MAX_ROUNDS = 100
 KEY_HEX_CHARS = 32  # 128 bits of the HMAC: ample against collisions, short to read
+SECTOR_OF = {"spells": "public", "wages": "public", "services": "nonprofit"}
+# what record_links.match_method says, strongest first
+METHODS = ("reviewer", "local_id", "probabilistic", "single_record")
+MUST_LINK, MUST_NOT_LINK = "must_link", "must_not_link"
+
+REGISTRY_SCHEMA: dict[str, pl.DataType] = {
+    **VARIANT_COLUMNS,
+    "person_key": pl.String(),
+    "first_year": pl.Int64(),
+    "record": pl.String(),  # one record that carries the variant: source/org_id/record_id
+    "match_method": pl.String(),
+    "match_probability": pl.Float64(),
+}
+IDENTITY_REGISTRY = Table(
+    "identity_registry",
+    Zone.RESTRICTED,
+    REGISTRY_SCHEMA,
+    by_year=False,
+    description="Every identity variant seen and its person: what a new year is linked against.",
+)
+DECISIONS_SCHEMA = {"record_a": pl.String(), "record_b": pl.String(), "decision": pl.String()}
+MERGES_SCHEMA = {"retired_key": pl.String(), "surviving_key": pl.String(), "year": pl.Int64()}
+SPLITS_SCHEMA = {
+    "old_key": pl.String(), "new_key": pl.String(), "year": pl.Int64(), "reason": pl.String(),
+}  # fmt: skip
 
 
-def normalise_name(c: pl.Expr) -> pl.Expr:
-    """Upper case A-Z only: accents, spaces, hyphens and apostrophes do not split persons."""
-    return (
-        c.str.normalize("NFKD")
-        .str.replace_all(r"\p{M}", "")
-        .str.to_uppercase()
-        .str.replace_all(r"[^A-Z]", "")
-    )
+def record_ref(source: str = "source", org: str = "org_id", rid: str = "record_id") -> pl.Expr:
+    """How a reviewer names a record: source/org_id/record_id."""
+    return pl.concat_str([pl.col(source), pl.col(org), pl.col(rid)], separator="/")
 
 
-def anchors(records: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (record, identifier) with the kind of evidence it is."""
-    rec = records.with_columns(
-        pl.concat_str(["source", "org_id", "record_id"], separator="|").alias("rec"),
-        normalise_name(pl.col("first_name")).alias("_first"),
-        normalise_name(pl.col("last_name")).alias("_last"),
-    )
-    sector = (
-        pl.when(pl.col("source") == "services")
-        .then(pl.lit("nonprofit"))
-        .otherwise(pl.lit("public"))
-    )
-    kinds = {
-        "local_id": pl.concat_str([sector, pl.col("org_id"), pl.col("local_id")], separator="|"),
-        "ssn": pl.concat_str([pl.lit("ssn"), pl.col("ssn")], separator="|"),
-        "name_birth_date": pl.when((pl.col("_first") != "") & (pl.col("_last") != "")).then(
+def variants_of(records: pl.LazyFrame) -> pl.DataFrame:
+    """Each record with its normalised identity and variant id (restricted zone only)."""
+    normal = identity_columns(records).with_columns(
+        pl.when(pl.col("local_id").is_not_null())
+        .then(
             pl.concat_str(
-                [
-                    pl.lit("nbd"),
-                    pl.col("_first"),
-                    pl.col("_last"),
-                    pl.col("birth_date").cast(pl.String),
-                ],
+                [pl.col("source").replace_strict(SECTOR_OF), pl.col("org_id"), pl.col("local_id")],
                 separator="|",
             )
-        ),
-    }
-    return pl.concat(
-        [
-            rec.select("rec", "year", expr.alias("anchor"), pl.lit(kind).alias("kind"))
-            for kind, expr in kinds.items()
-        ]
-    ).drop_nulls("anchor")
-
-
-def components(edges: pl.DataFrame) -> pl.DataFrame:
-    """Connected components of the record-anchor graph by min-label propagation.
-
-    `edges` has rec and anchor_rank (an integer order of anchors); returns rec and
-    label = the smallest anchor_rank reachable from the record.
-    """
-    label = edges.group_by("rec").agg(pl.col("anchor_rank").min().alias("label"))
-    for _ in range(MAX_ROUNDS):
-        by_anchor = edges.join(label, on="rec").group_by("anchor_rank").agg(pl.col("label").min())
-        new = edges.join(by_anchor, on="anchor_rank").group_by("rec").agg(pl.col("label").min())
-        changed = (
-            new.join(label, on="rec", suffix="_old")
-            .filter(pl.col("label") != pl.col("label_old"))
-            .height
         )
-        label = new
-        if not changed:
-            return label
-    raise RuntimeError(f"linkage did not converge in {MAX_ROUNDS} rounds")
+        .alias("id_space"),
+        record_ref().alias("record"),
+    )
+    parts = [
+        pl.col(c).cast(pl.String).fill_null("")
+        for c in VARIANT_COLUMNS
+        if c not in (UNIQUE_ID, "last_parts", "first_forms")
+    ]
+    return normal.with_columns(pl.concat_str(parts, separator="|").alias(UNIQUE_ID)).collect()
 
 
 def person_keys(anchor_text: pl.Series, secret: str) -> pl.Series:
@@ -114,67 +108,315 @@ def person_keys(anchor_text: pl.Series, secret: str) -> pl.Series:
     )
 
 
-def link(records: pl.LazyFrame, secret: str) -> pl.DataFrame:
-    """Person key and match method of every record given (all loaded years up to now)."""
-    edges = anchors(records).collect()
-    ranks = (
-        edges.group_by("anchor", "kind")
-        .agg(pl.col("year").min().alias("first_year"), pl.col("rec").n_unique().alias("n"))
-        .sort("first_year", "anchor")
-        .with_row_index("anchor_rank")
+def components(edges: pl.DataFrame) -> pl.DataFrame:
+    """Connected components by min-label propagation over undirected edges a-b (integers).
+
+    Returns node and label = the smallest node reachable from it.
+    """
+    both = pl.concat([edges.select("a", "b"), edges.select(a="b", b="a")]).unique()
+    label = both.group_by("a").agg(pl.min("b")).select(
+        pl.col("a").alias("node"), pl.min_horizontal("a", "b").alias("label")
     )
-    labelled = components(edges.join(ranks.select("anchor", "anchor_rank"), on="anchor"))
-    keyed_labels = labelled.select(pl.col("label").unique()).join(
-        ranks.select(pl.col("anchor_rank").alias("label"), "anchor"), on="label"
-    )
-    keyed_labels = keyed_labels.with_columns(
-        person_keys(keyed_labels.get_column("anchor"), secret).alias("person_key")
-    )
-    method = (
-        edges.join(ranks.select("anchor", "n"), on="anchor")
-        .filter(pl.col("n") > 1)
-        .with_columns(
-            pl.col("kind")
-            .replace_strict({k: i for i, k in enumerate(EVIDENCE)}, return_dtype=pl.Int8)
-            .alias("strength")
+    for _ in range(MAX_ROUNDS):
+        new = (
+            both.join(label, left_on="b", right_on="node")
+            .group_by("a")
+            .agg(pl.col("label").min())
+            .rename({"a": "node"})
+            .join(label, on="node", suffix="_old")
+            .select("node", pl.min_horizontal("label", "label_old").alias("label"))
         )
-        .group_by("rec")
-        .agg(pl.col("kind").sort_by("strength").first().alias("match_method"))
-    )
-    return (
-        labelled.join(keyed_labels.select("label", "person_key"), on="label")
-        .join(method, on="rec", how="left")
-        .select(
-            "rec",
-            "person_key",
-            pl.lit(1.0).alias("match_probability"),
-            pl.col("match_method").fill_null("single_record"),
-        )
-    )
+        if new.join(label, on="node", suffix="_old").filter(
+            pl.col("label") != pl.col("label_old")
+        ).is_empty():
+            return new
+        label = new
+    raise RuntimeError(f"linkage did not converge in {MAX_ROUNDS} rounds")
+
+
+@dataclass
+class YearLinks:
+    """What linking one year produced."""
+
+    links: pl.DataFrame  # RECORD_LINKS rows of the year
+    merges: pl.DataFrame  # person keys joined by this year's evidence
+    splits: pl.DataFrame  # records separated from their key by a reviewer's decision
+    registry: pl.DataFrame  # the registry after this year
+    review: pl.DataFrame  # borderline pairs for clerical review
+    pairs: pl.DataFrame  # every scored pair kept (match weights, for quality metadata)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _guarded() -> pl.Expr:
+    """The name guard: a pair with a wage variant whose names disagree with the other side's
+    does not link, however strong its SSN agreement."""
+    wage = (pl.col("source_l") == "wages") | (pl.col("source_r") == "wages")
+    return wage & pl.col("names_disagree")
+
+
+def _weight_to_probability(w: pl.Expr) -> pl.Expr:
+    return 1.0 / (1.0 + (2.0 ** (-w)))
 
 
 def link_year(
-    records: pl.LazyFrame, previous: pl.DataFrame, secret: str, year: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """RECORD_LINKS rows of `year` and the PERSON_KEY_MERGES its evidence causes.
-
-    `records` holds the identities of every loaded year up to `year`; `previous`
-    the earlier years' record_links with keys resolved through earlier merges.
-    """
-    linked = link(records, secret)
-    rec = (
-        records.filter(pl.col("year") == year)
-        .select(
-            "source",
-            "org_id",
-            "year",
-            "record_id",
-            pl.concat_str(["source", "org_id", "record_id"], separator="|").alias("rec"),
-        )
-        .collect()
+    records: pl.LazyFrame,
+    registry: pl.DataFrame,
+    model: Model,
+    secret: str,
+    year: int,
+    decisions: pl.DataFrame | None = None,
+) -> YearLinks:
+    """Link year `year`'s records against the registry; see the module docstring."""
+    recs = variants_of(records)
+    var = (
+        recs.sort("record")
+        .unique(UNIQUE_ID, keep="first", maintain_order=True)
+        .select(*VARIANT_COLUMNS, "record")
     )
-    links = rec.join(linked, on="rec").drop("rec").sort("source", "org_id", "record_id")
-    return links, _merges(linked, previous, year)
+    known = registry
+    new = var.join(known.select(UNIQUE_ID), on=UNIQUE_ID, how="anti").sort(UNIQUE_ID)
+    stats = {"records": recs.height, "variants": var.height, "new_variants": new.height}
+
+    pairs, candidates = score(model, new, known) if new.height else (no_pairs(), 0)
+    guard = _guarded()
+    # a wage variant the guard stopped links only where names were compared: not through a
+    # nameless wage row of the same SSN
+    stopped = pl.concat(
+        [
+            pairs.filter(guard & (pl.col(f"source_{s}") == "wages")).select(v=f"variant_{s}")
+            for s in ("l", "r")
+        ]
+    ).get_column("v").implode()
+    via_nameless = ~pl.col("names_compared") & (
+        pl.col("variant_l").is_in(stopped) | pl.col("variant_r").is_in(stopped)
+    )
+    accepted = pairs.filter((pl.col("match_weight") >= MATCH_THRESHOLD) & ~guard & ~via_nameless)
+    stats["scored_pairs"] = pairs.height
+    stats["candidate_pairs"] = candidates
+    # wage pairs agreeing on the SSN that the name guard kept apart
+    stats["guarded_pairs"] = pairs.filter(guard & (pl.col("mw_ssn") > 0)).height
+    review = pairs.filter((pl.col("match_weight") - MATCH_THRESHOLD).abs() <= REVIEW_BAND)
+
+    # edges between variants: model, same local id, reviewer decisions
+    model_edges = accepted.select(
+        a="variant_l", b="variant_r", w="match_weight", method=pl.lit("probabilistic")
+    )
+    pool = pl.concat([new.select(UNIQUE_ID, "id_space"), known.select(UNIQUE_ID, "id_space")])
+    id_edges = (
+        new.select(UNIQUE_ID, "id_space")
+        .drop_nulls("id_space")
+        .join(pool.drop_nulls("id_space"), on="id_space", suffix="_o")
+        .filter(pl.col(UNIQUE_ID) != pl.col(f"{UNIQUE_ID}_o"))
+        .select(a=UNIQUE_ID, b=f"{UNIQUE_ID}_o", w=pl.lit(None, pl.Float64),
+                method=pl.lit("local_id"))
+    )  # fmt: skip
+    refs = pl.concat([var.select("record", UNIQUE_ID), known.select("record", UNIQUE_ID)]).unique(
+        "record"
+    )
+    dec = _decisions(decisions, refs)
+    forbid = dec.filter(pl.col("decision") == MUST_NOT_LINK)
+    review_edges = dec.filter(pl.col("decision") == MUST_LINK).select(
+        "a", "b", w=pl.lit(None, pl.Float64), method=pl.lit("reviewer")
+    )
+    edges = pl.concat([model_edges, id_edges, review_edges])
+    if forbid.height:
+        pair_key = pl.concat_str(pl.min_horizontal("a", "b"), pl.max_horizontal("a", "b"))
+        banned = forbid.select(pair_key.alias("k"))
+        edges = edges.filter(~pair_key.is_in(banned.get_column("k").implode()))
+    stats["decisions"] = dec.height
+
+    keyed, merges, splits = _persons(new, known, edges, forbid, secret, year)
+    # the registry after this year: new variants, merged keys resolved
+    grown = pl.concat([known, keyed.select(list(REGISTRY_SCHEMA))], how="vertical_relaxed")
+    registry_out = _resolve_registry(grown, merges, splits)
+    variant_key = registry_out.select(
+        UNIQUE_ID, "person_key", "match_probability", "match_method"
+    )
+    links = (
+        recs.select("source", "org_id", "year", "record_id", UNIQUE_ID)
+        .join(variant_key, on=UNIQUE_ID, how="left")
+        .drop(UNIQUE_ID)
+        .sort("source", "org_id", "record_id")
+    )
+    stats["persons"] = links.get_column("person_key").n_unique()
+    stats["merges"] = merges.height
+    stats["splits"] = splits.height
+    review_out = _review(review, refs)
+    return YearLinks(links, merges, splits, registry_out, review_out, pairs, stats)
+
+
+def _decisions(decisions: pl.DataFrame | None, refs: pl.DataFrame) -> pl.DataFrame:
+    """A reviewer's decisions on records, as decisions on the variants they carry."""
+    if decisions is None or decisions.is_empty():
+        return pl.DataFrame(schema={"a": pl.String, "b": pl.String, "decision": pl.String})
+    return (
+        decisions.join(refs.rename({"record": "record_a", UNIQUE_ID: "a"}), on="record_a")
+        .join(refs.rename({"record": "record_b", UNIQUE_ID: "b"}), on="record_b")
+        .select("a", "b", "decision")
+    )
+
+
+def _persons(
+    new: pl.DataFrame,
+    known: pl.DataFrame,
+    edges: pl.DataFrame,
+    forbid: pl.DataFrame,
+    secret: str,
+    year: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Person keys of the new variants, and the merges and splits the evidence causes."""
+    known_keys = known.group_by("person_key").agg(pl.col("first_year").min())
+    kv = known.select(UNIQUE_ID, "person_key")
+    # nodes: new variants by name, known variants stand for their person ("K:<key>")
+    node_of = pl.concat(
+        [
+            new.select(UNIQUE_ID, node=pl.col(UNIQUE_ID)),
+            kv.select(UNIQUE_ID, node=pl.lit("K:") + pl.col("person_key")),
+        ]
+    )
+    e = (
+        edges.join(node_of.rename({UNIQUE_ID: "a", "node": "na"}), on="a")
+        .join(node_of.rename({UNIQUE_ID: "b", "node": "nb"}), on="b")
+        .filter(pl.col("na") != pl.col("nb"))
+    )
+    involved = pl.concat(
+        [
+            new.select(node=pl.col(UNIQUE_ID)),
+            e.select(node="na"),
+            e.select(node="nb"),
+        ]
+    ).unique()
+    ranks = involved.sort("node").with_row_index("id", offset=0)
+    ids = ranks.with_columns(pl.col("id").cast(pl.Int64))
+    int_edges = (
+        e.join(ids.rename({"node": "na", "id": "a_id"}), on="na")
+        .join(ids.rename({"node": "nb", "id": "b_id"}), on="nb")
+        .select(a="a_id", b="b_id")
+    )
+    loops = ids.select(a="id", b="id")
+    comp = components(pl.concat([int_edges, loops])).join(
+        ids.rename({"id": "node_id"}), left_on="node", right_on="node_id"
+    ).select(pl.col("node_right").alias("node"), "label")
+    comp = comp.with_columns(
+        pl.when(pl.col("node").str.starts_with("K:"))
+        .then(pl.col("node").str.slice(2))
+        .alias("known_key")
+    )
+    # each component's surviving key: the known person first seen earliest, else a new key
+    known_in = (
+        comp.drop_nulls("known_key")
+        .join(known_keys, left_on="known_key", right_on="person_key")
+        .sort("first_year", "known_key")
+    )
+    survivor = known_in.group_by("label").agg(pl.col("known_key").first().alias("survivor"))
+    anchors = (
+        comp.filter(pl.col("known_key").is_null())
+        .group_by("label")
+        .agg(pl.col("node").min().alias("anchor"))
+        .join(survivor, on="label", how="anti")
+    )
+    anchors = anchors.with_columns(person_keys(anchors.get_column("anchor"), secret).alias("nk"))
+    key_of_label = pl.concat(
+        [survivor.select("label", person_key="survivor"), anchors.select("label", person_key="nk")]
+    )
+    merges = (
+        known_in.join(survivor, on="label")
+        .filter(pl.col("known_key") != pl.col("survivor"))
+        .select(retired_key="known_key", surviving_key="survivor", year=pl.lit(year, pl.Int64))
+        .unique()
+        .sort("retired_key")
+    )
+    # how each new variant was linked: its strongest edge
+    strength = {m: i for i, m in enumerate(METHODS)}
+    best = (
+        pl.concat([edges.select("a", "w", "method"), edges.select(a="b", w="w", method="method")])
+        .with_columns(pl.col("method").replace_strict(strength, return_dtype=pl.Int8).alias("s"))
+        .sort("s", pl.col("w").fill_null(float("inf")), descending=[False, True])
+        .group_by("a", maintain_order=True)
+        .first()
+    )
+    keyed = (
+        new.join(comp.select(pl.col("node").alias(UNIQUE_ID), "label"), on=UNIQUE_ID)
+        .join(key_of_label, on="label")
+        .join(best.rename({"a": UNIQUE_ID}), on=UNIQUE_ID, how="left")
+        .with_columns(
+            pl.lit(year, pl.Int64).alias("first_year"),
+            pl.col("method").fill_null("single_record").alias("match_method"),
+            pl.when(pl.col("method") == "probabilistic")
+            .then(_weight_to_probability(pl.col("w")))
+            .otherwise(1.0)
+            .alias("match_probability"),
+        )
+    )
+    splits = _splits(keyed, known, merges, forbid, secret, year)
+    return keyed, merges, splits
+
+
+def _splits(
+    keyed: pl.DataFrame,
+    known: pl.DataFrame,
+    merges: pl.DataFrame,
+    forbid: pl.DataFrame,
+    secret: str,
+    year: int,
+) -> pl.DataFrame:
+    """A must-not-link pair that still shares a person: the variant `b` leaves with a new key."""
+    if forbid.is_empty():
+        return pl.DataFrame(schema={**SPLITS_SCHEMA, UNIQUE_ID: pl.String})
+    current = _resolve_registry(
+        pl.concat([known, keyed.select(list(REGISTRY_SCHEMA))], how="vertical_relaxed"),
+        merges,
+        pl.DataFrame(schema={**SPLITS_SCHEMA, UNIQUE_ID: pl.String}),
+    ).select(UNIQUE_ID, "person_key")
+    together = (
+        forbid.join(current.rename({UNIQUE_ID: "a", "person_key": "ka"}), on="a")
+        .join(current.rename({UNIQUE_ID: "b", "person_key": "kb"}), on="b")
+        .filter(pl.col("ka") == pl.col("kb"))
+        .unique("b")
+        .sort("b")
+    )
+    return together.select(
+        pl.col("b").alias(UNIQUE_ID),
+        pl.col("kb").alias("old_key"),
+        person_keys(pl.lit("split|") + together.get_column("b"), secret).alias("new_key")
+        if together.height
+        else pl.lit(None, pl.String).alias("new_key"),
+        pl.lit(year, pl.Int64).alias("year"),
+        pl.lit("reviewer decision").alias("reason"),
+    )
+
+
+def _resolve_registry(
+    registry: pl.DataFrame, merges: pl.DataFrame, splits: pl.DataFrame
+) -> pl.DataFrame:
+    out = resolve(registry, merges)
+    if splits.height:
+        out = (
+            out.join(splits.select(UNIQUE_ID, "new_key"), on=UNIQUE_ID, how="left")
+            .with_columns(
+                pl.coalesce("new_key", "person_key").alias("person_key"),
+                pl.when(pl.col("new_key").is_not_null())
+                .then(pl.lit("reviewer"))
+                .otherwise(pl.col("match_method"))
+                .alias("match_method"),
+            )
+            .drop("new_key")
+        )
+    return out.select(list(REGISTRY_SCHEMA)).sort(UNIQUE_ID)
+
+
+def _review(review: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+    """Borderline pairs by record, as a reviewer sees and decides them."""
+    by_variant = refs.group_by(UNIQUE_ID).agg(pl.col("record").min())
+    gammas = [c for c in review.columns if c.startswith("mw_")]
+    return (
+        review.join(by_variant.rename({UNIQUE_ID: "variant_l", "record": "record_a"}),
+                    on="variant_l")
+        .join(by_variant.rename({UNIQUE_ID: "variant_r", "record": "record_b"}), on="variant_r")
+        .select("record_a", "record_b", "match_weight", *gammas,
+                pl.lit(None, pl.String).alias("decision"))
+        .sort("record_a", "record_b")
+    )  # fmt: skip
 
 
 def resolve(keys: pl.DataFrame, merges: pl.DataFrame, column: str = "person_key") -> pl.DataFrame:
@@ -200,24 +442,33 @@ def resolve(keys: pl.DataFrame, merges: pl.DataFrame, column: str = "person_key"
     )
 
 
-def _merges(current: pl.DataFrame, previous: pl.DataFrame, year: int) -> pl.DataFrame:
-    """Earlier keys that this year's evidence joined to another person."""
-    if previous.is_empty():
-        return pl.DataFrame(
-            schema={"retired_key": pl.String, "surviving_key": pl.String, "year": pl.Int64}
-        )
-    prev = previous.select(
-        pl.concat_str(["source", "org_id", "record_id"], separator="|").alias("rec"),
-        pl.col("person_key").alias("old_key"),
-    )
+def redelivery_splits(
+    before: pl.DataFrame, after: pl.DataFrame, merges: pl.DataFrame, year: int
+) -> pl.DataFrame:
+    """Records of a re-linked year whose person changed other than by a merge."""
+    on = ["source", "org_id", "record_id"]
+    old = resolve(before.select(*on, "person_key"), merges).rename({"person_key": "old_key"})
+    new = resolve(after.select(*on, "person_key"), merges)
     return (
-        prev.join(current.select("rec", "person_key"), on="rec")
+        old.join(new, on=on)
         .filter(pl.col("old_key") != pl.col("person_key"))
-        .select(
-            pl.col("old_key").alias("retired_key"),
-            pl.col("person_key").alias("surviving_key"),
-            pl.lit(year, pl.Int64).alias("year"),
-        )
+        .select("old_key", new_key="person_key", year=pl.lit(year, pl.Int64),
+                reason=pl.lit("re-delivered file"))
         .unique()
-        .sort("retired_key")
+        .sort("old_key", "new_key")
+    )  # fmt: skip
+
+
+def empty_registry() -> pl.DataFrame:
+    return pl.DataFrame(schema=REGISTRY_SCHEMA)
+
+
+def records_linked_share(links: pl.DataFrame, groups: Iterable[str]) -> pl.DataFrame:
+    """Share of records whose person also has another record, per group (quality metadata)."""
+    sizes = links.group_by("person_key").len("n")
+    return (
+        links.join(sizes, on="person_key")
+        .group_by(*groups)
+        .agg(pl.len().alias("records"), (pl.col("n") > 1).mean().alias("linked_share"))
+        .sort(*groups)
     )

@@ -253,6 +253,30 @@ PERSON_KEY_MERGES = Table(
     {"retired_key": S, "surviving_key": S, "year": INT},
     description="Person keys joined by new evidence in the year whose loading joined them.",
 )
+PERSON_KEY_SPLITS = Table(
+    "person_key_splits",
+    Zone.ANALYTIC,
+    {"old_key": S, "new_key": S, "year": INT, "reason": S},
+    description="Records separated from old_key (a reviewer's decision or a re-delivered file).",
+)
+LINKAGE_REVIEW = Table(
+    "linkage_review",
+    Zone.RESTRICTED,
+    {
+        "record_a": S, "record_b": S, "match_weight": F,
+        "mw_first_name": F, "mw_last_name": F, "mw_birth_date": F, "mw_sex": F, "mw_zip": F,
+        "mw_ssn": F, "mw_county_fips": F, "decision": S, "year": INT,
+    },
+    description="Borderline pairs (match weight near the threshold) for clerical review.",
+)  # fmt: skip
+LINKAGE_MODEL_EVENTS = Table(
+    "linkage_model_events",
+    Zone.RESTRICTED,
+    {"version": INT, "event": S, "at": TS, "trained_on": INT, "model_sha256": S, "reason": S},
+    by_year=False,
+    description="Every linkage model trained or retrained: a changed model is never silent.",
+)
+
 SERVICE_SPELLS = Table(
     "service_spells",
     Zone.ANALYTIC,

@@ -1,0 +1,473 @@
+"""The Fellegi-Sunter linkage model (Splink 5, DuckDB): comparisons, blocking, training, scoring.
+
+One model serves every year: it is trained once (EM, with deterministic rules
+for the prior and random sampling for u), saved as a versioned JSON file with
+its term-frequency tables in the restricted zone, and every later year scores
+with that file, so keys do not move because a model was silently retrained.
+
+Records enter as *identity variants*: one row per distinct normalised identity
+(outcomes.normalise) and id space, so a person's hundred wage rows are one
+variant, and a year is scored against the registry's variants, not its records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+UNIQUE_ID = "variant"
+# identity columns a variant carries into the model (and the registry)
+VARIANT_COLUMNS: dict[str, pl.DataType] = {
+    "variant": pl.String(),
+    "source": pl.String(),
+    "id_space": pl.String(),
+    "first_name": pl.String(),
+    "last_name": pl.String(),
+    "last_parts": pl.List(pl.String()),
+    "first_forms": pl.List(pl.String()),
+    "birth_date": pl.Date(),
+    "sex": pl.String(),
+    "zip": pl.String(),
+    "ssn": pl.String(),
+    "county_fips": pl.String(),
+}
+TF_COLUMNS = ("first_name", "last_name")
+
+# A pair links when its match weight reaches this (log2 Bayes factor; probability ~0.985).
+MATCH_THRESHOLD = 6.0
+REVIEW_BAND = 2.0  # |weight - threshold| within this: written for clerical review
+TRAINING_SAMPLE = 300_000  # variants a model is trained on at most (a deterministic sample)
+U_MAX_PAIRS = 2_000_000
+U_SEED = 42
+MODEL_FORMAT = 1
+EM_MAX_ITERATIONS = 25
+# a level training never saw among matches (m) or among random pairs (u) gets this
+M_FLOOR, U_FLOOR = 1e-4, 1e-7
+# the wage name guard: a wage row whose names disagree like this does not link on SSN alone
+GUARD_JARO_WINKLER = 0.8
+
+
+def _jw(col: str, threshold: float) -> str:
+    return f'jaro_winkler_similarity("{col}_l", "{col}_r") >= {threshold}'
+
+
+def _name_comparison(col: str, other: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    levels = [
+        {"sql_condition": f'"{col}_l" IS NULL OR "{col}_r" IS NULL', "label_for_charts": "null",
+         "is_null_level": True},
+        {"sql_condition": f'"{col}_l" = "{col}_r"', "label_for_charts": "exact",
+         "tf_adjustment_column": col, "tf_adjustment_weight": 1.0},
+        {"sql_condition": f'"{col}_l" = "{other}_r" AND "{other}_l" = "{col}_r"',
+         "label_for_charts": "swapped with the other name"},
+        *extra,
+        {"sql_condition": _jw(col, 0.92), "label_for_charts": "Jaro-Winkler >= 0.92"},
+        {"sql_condition": _jw(col, 0.80), "label_for_charts": "Jaro-Winkler >= 0.80"},
+        {"sql_condition": "ELSE", "label_for_charts": "different"},
+    ]  # fmt: skip
+    return {"output_column_name": col, "comparison_levels": levels}
+
+
+def _simple(col: str, partial: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "output_column_name": col,
+        "comparison_levels": [
+            {"sql_condition": f'"{col}_l" IS NULL OR "{col}_r" IS NULL',
+             "label_for_charts": "null", "is_null_level": True},
+            {"sql_condition": f'"{col}_l" = "{col}_r"', "label_for_charts": "exact"},
+            *(partial or []),
+            {"sql_condition": "ELSE", "label_for_charts": "different"},
+        ],
+    }  # fmt: skip
+
+
+def _dob(part: str, side: str) -> str:
+    return f'{part}("birth_date_{side}")'
+
+
+COMPARISONS: list[dict[str, Any]] = [
+    _name_comparison("first_name", "last_name", [
+        {"sql_condition": 'list_has_any("first_forms_l", "first_forms_r")',
+         "label_for_charts": "nickname of the same name"},
+    ]),
+    _name_comparison("last_name", "first_name", [
+        {"sql_condition": 'list_has_any("last_parts_l", "last_parts_r")',
+         "label_for_charts": "a part of a compound surname"},
+    ]),
+    _simple("birth_date", [
+        {"sql_condition": f"{_dob('year', 'l')} = {_dob('year', 'r')} AND "
+                          f"{_dob('month', 'l')} = {_dob('day', 'r')} AND "
+                          f"{_dob('day', 'l')} = {_dob('month', 'r')}",
+         "label_for_charts": "day and month transposed"},
+        {"sql_condition": "damerau_levenshtein(strftime(\"birth_date_l\", '%Y%m%d'), "
+                          "strftime(\"birth_date_r\", '%Y%m%d')) <= 1",
+         "label_for_charts": "one digit off"},
+        {"sql_condition": f"{_dob('month', 'l')} = {_dob('month', 'r')} AND "
+                          f"{_dob('day', 'l')} = {_dob('day', 'r')} AND "
+                          f"abs({_dob('year', 'l')} - {_dob('year', 'r')}) = 1",
+         "label_for_charts": "year off by one"},
+    ]),
+    _simple("sex"),
+    _simple("zip"),
+    _simple("ssn", [
+        # a transposition only: twins' numbers, often consecutive, differ by a substitution
+        {"sql_condition": 'damerau_levenshtein("ssn_l", "ssn_r") = 1 '
+                          'AND levenshtein("ssn_l", "ssn_r") = 2',
+         "label_for_charts": "two adjacent digits transposed"},
+    ]),
+    _simple("county_fips"),
+]  # fmt: skip
+
+# Candidate pairs: each rule is a join on equal values; together they stay near linear.
+BLOCKING_RULES = [
+    'l."ssn" = r."ssn"',
+    'substr(l."ssn", 1, 5) = substr(r."ssn", 1, 5) AND l."first_name" = r."first_name"',
+    'substr(l."ssn", 6, 4) = substr(r."ssn", 6, 4) AND l."first_name" = r."first_name"',
+    'l."birth_date" = r."birth_date" AND l."last_name" = r."last_name"',
+    'l."birth_date" = r."birth_date" AND l."first_forms"[1] = r."first_forms"[1]',
+    'l."first_forms"[1] = r."first_forms"[1] AND l."last_name" = r."last_name" '
+    'AND year(l."birth_date") = year(r."birth_date")',
+    'l."first_forms"[1] = r."first_forms"[1] AND l."last_name" = r."last_name" '
+    'AND l."county_fips" = r."county_fips"',
+    'l."first_name" = r."last_name" AND l."last_name" = r."first_name"',
+]
+# Deterministic rules for the prior (probability that two random records match).
+PRIOR_RULES = [
+    'l."ssn" = r."ssn" AND l."birth_date" = r."birth_date"',
+    'l."first_name" = r."first_name" AND l."last_name" = r."last_name" '
+    'AND l."birth_date" = r."birth_date"',
+]
+PRIOR_RECALL = 0.8
+EM_BLOCKS = [
+    'l."ssn" = r."ssn"',
+    'l."birth_date" = r."birth_date" AND l."last_name" = r."last_name"',
+    'l."first_name" = r."first_name" AND l."last_name" = r."last_name"',
+]
+
+
+# Starting values, level by level (null level excluded, strongest first): EM refines
+# them; a warehouse with too few records to train on links with them as they are.
+START_MU: dict[str, list[tuple[float, float]]] = {
+    "first_name": [(0.90, 0.01), (0.002, 1e-5), (0.04, 0.002), (0.03, 0.003), (0.02, 0.02),
+                   (0.008, 0.965)],
+    "last_name": [(0.90, 0.005), (0.002, 1e-5), (0.04, 0.001), (0.03, 0.003), (0.02, 0.02),
+                  (0.008, 0.971)],
+    "birth_date": [(0.90, 0.0005), (0.03, 1e-5), (0.03, 0.001), (0.02, 1e-4), (0.02, 0.9984)],
+    "sex": [(0.97, 0.5), (0.03, 0.5)],
+    "zip": [(0.80, 0.02), (0.20, 0.98)],
+    "ssn": [(0.97, 1e-6), (0.02, 1e-5), (0.01, 0.999989)],
+    "county_fips": [(0.90, 0.1), (0.10, 0.9)],
+}  # fmt: skip
+START_PRIOR = 1e-4
+MIN_TRAINING_VARIANTS = 2_000  # fewer: EM has too few matches to learn from
+
+
+def settings() -> dict[str, Any]:
+    comparisons = json.loads(json.dumps(COMPARISONS))
+    for comp in comparisons:
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        for lv, (m, u) in zip(levels, START_MU[comp["output_column_name"]], strict=True):
+            lv["m_probability"], lv["u_probability"] = m, u
+    return {
+        "probability_two_random_records_match": START_PRIOR,
+        "link_type": "dedupe_only",
+        "unique_id_column_name": UNIQUE_ID,
+        "comparisons": comparisons,
+        "blocking_rules_to_generate_predictions": BLOCKING_RULES,
+        "additional_columns_to_retain": ["source", "id_space"],
+        "retain_intermediate_calculation_columns": False,
+        "retain_matching_columns": False,
+        # EM stops early: a level no match shows would otherwise decay below float range
+        "max_iterations": EM_MAX_ITERATIONS,
+        "em_convergence": 1e-4,
+    }
+
+
+@dataclass
+class Model:
+    """A trained model: Splink's JSON and the term frequencies it was trained with."""
+
+    splink: dict[str, Any]
+    term_frequencies: dict[str, pl.DataFrame]
+    trained_on: int  # variants
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for col, tf in self.term_frequencies.items():
+            tf.write_parquet(folder / f"tf_{col}.parquet")
+        doc = {"format": MODEL_FORMAT, "trained_on": self.trained_on, "splink": self.splink}
+        (folder / "model.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path) -> Model:
+        doc = json.loads((folder / "model.json").read_text())
+        tfs = {c: pl.read_parquet(folder / f"tf_{c}.parquet") for c in TF_COLUMNS}
+        return cls(doc["splink"], tfs, doc["trained_on"])
+
+    def parameters(self) -> pl.DataFrame:
+        """m and u of every comparison level, and the weight they give."""
+        rows = []
+        for comp in self.splink["comparisons"]:
+            for lvl in comp["comparison_levels"]:
+                if lvl.get("is_null_level"):
+                    continue
+                m, u = lvl.get("m_probability"), lvl.get("u_probability")
+                rows.append({
+                    "comparison": comp["output_column_name"],
+                    "level": lvl["label_for_charts"],
+                    "m_probability": m,
+                    "u_probability": u,
+                    "match_weight": math.log2(m / u) if m and u else None,
+                })  # fmt: skip
+        return pl.DataFrame(rows)
+
+    @property
+    def prior_weight(self) -> float:
+        p = self.splink["probability_two_random_records_match"]
+        return math.log2(p / (1 - p))
+
+
+def term_frequencies(variants: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {
+        col: variants.drop_nulls(col)
+        .group_by(col)
+        .len()
+        .select(col, (pl.col("len") / pl.col("len").sum()).alias(f"tf_{col}"))
+        .sort(col)
+        for col in TF_COLUMNS
+    }
+
+
+def _exact_u(model: dict[str, Any], col: str) -> float:
+    comp = next(c for c in model["comparisons"] if c["output_column_name"] == col)
+    return next(lv["u_probability"] for lv in comp["comparison_levels"]
+                if lv.get("tf_adjustment_column") == col)  # fmt: skip
+
+
+def _tf_lookup(tf: pl.DataFrame, col: str, neutral: float, *frames: pl.DataFrame) -> pl.DataFrame:
+    """The trained term frequencies, plus every name unseen in training at the rarest one;
+    with no trained frequencies, every name at `neutral` (no adjustment)."""
+    floor = tf.get_column(f"tf_{col}").min() if tf.height else neutral
+    seen = pl.concat([f.select(col) for f in frames]).drop_nulls().unique()
+    unseen = seen.join(tf, on=col, how="anti").with_columns(pl.lit(floor).alias(f"tf_{col}"))
+    return pl.concat([tf, unseen]).sort(col)
+
+
+def _db():
+    import duckdb
+    from splink import DuckDBAPI
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute("SET preserve_insertion_order = false")
+    return DuckDBAPI(connection=con)
+
+
+def _quiet() -> None:
+    import logging
+
+    for name in ("splink", "splink.internals"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def training_sample(variants: pl.DataFrame, n: int = TRAINING_SAMPLE) -> pl.DataFrame:
+    """A deterministic sample: the same variants always give the same training set."""
+    if variants.height <= n:
+        return variants.sort(UNIQUE_ID)
+    return (
+        variants.with_columns(pl.col(UNIQUE_ID).hash(seed=7).alias("_h"))
+        .sort("_h", UNIQUE_ID)
+        .head(n)
+        .drop("_h")
+        .sort(UNIQUE_ID)
+    )
+
+
+def train(variants: pl.DataFrame) -> Model:
+    """Fit m and u by EM (u by random sampling, the prior by deterministic rules).
+
+    With fewer than MIN_TRAINING_VARIANTS variants the starting values are kept as
+    they are, without term-frequency adjustment (`trained_on` is 0). An EM session
+    that fails (Splink 5.0 refuses an m it computed below 1e-300, which happens
+    when a level is all but unseen among matches) is skipped: the model keeps
+    the estimates of the sessions before it, and `_with_floors` gives such levels a
+    small probability, so every level still counts.
+    """
+    from splink import Linker
+
+    _quiet()
+    sample = training_sample(variants.select(list(VARIANT_COLUMNS)))
+    tfs = term_frequencies(sample)
+    if sample.height < MIN_TRAINING_VARIANTS:
+        return Model(settings(), term_frequencies(sample.clear()), 0)
+    db = _db()
+    sdf = db.register(sample.to_arrow(), table_name="training_variants")
+    tf_tables = {
+        c: db.register(tf.to_arrow(), table_name=f"tf_lookup_{c}") for c, tf in tfs.items()
+    }
+
+    def linker_from(model: dict[str, Any]) -> Linker:
+        linker = Linker(sdf, model, log_level="ERROR")
+        for col, table in tf_tables.items():
+            linker.table_management.register_term_frequency_lookup(table, col)
+        return linker
+
+    linker = linker_from(settings())
+    linker.training.estimate_probability_two_random_records_match(PRIOR_RULES, PRIOR_RECALL)
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=U_SEED)
+    good = linker.misc.save_model_to_json()
+    for rule in EM_BLOCKS:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+            good = linker.misc.save_model_to_json()
+        except ValueError:
+            linker = linker_from(good)
+    return Model(_with_floors(good), tfs, sample.height)
+
+
+def _with_floors(model: dict[str, Any]) -> dict[str, Any]:
+    """Every non-null level gets an m and a u: one that training never saw gets the floor."""
+    for comp in model["comparisons"]:
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        for p, floor in (("m_probability", M_FLOOR), ("u_probability", U_FLOOR)):
+            for lv in levels:
+                if not isinstance(lv.get(p), int | float) or lv[p] < floor:
+                    lv[p] = floor
+            total = sum(lv[p] for lv in levels)
+            for lv in levels:
+                lv[p] = lv[p] / total
+    return model
+
+
+def score(model: Model, new: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Scored candidate pairs (new against known variants, and new among themselves) and
+    how many candidate pairs the blocking rules gave.
+
+    The pairs have variant_l, variant_r, source_l, source_r, match_weight, each
+    comparison's weight (mw_*) and whether their names were compared and disagree.
+    """
+    from splink import Linker
+
+    _quiet()
+    db = _db()
+    cols = list(VARIANT_COLUMNS)
+    frames = {"new": new.select(cols), "known": known.select(cols)}
+    sdfs = {k: db.register(v.to_arrow(), table_name=f"variants_{k}") for k, v in frames.items()}
+    # the comparison levels (gamma_*) are kept: the name guard and the reviewers read them
+    scoring = {**model.splink, "retain_intermediate_calculation_columns": True}
+    linker = Linker(sdfs["new"], scoring, log_level="ERROR")
+    for col, tf in model.term_frequencies.items():
+        lookup = _tf_lookup(tf, col, _exact_u(model.splink, col), *frames.values())
+        linker.table_management.register_term_frequency_lookup(
+            db.register(lookup.to_arrow(), table_name=f"tf_lookup_{col}"), col
+        )
+    parts = [linker.inference.predict_within(sdfs["new"], warning_mode="never")]
+    if known.height:
+        parts.append(
+            linker.inference.predict_between(sdfs["new"], sdfs["known"], warning_mode="never")
+        )
+    # kept: pairs near or above the threshold, and every pair agreeing on the SSN (the wage
+    # name guard must see those however low their weight)
+    weights = [f"mw_{c['output_column_name']}" for c in COMPARISONS]
+    keep = ", ".join(
+        f'"{c}"'
+        for c in (f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", "source_l", "source_r", *weights)
+    )
+    floor = MATCH_THRESHOLD - REVIEW_BAND
+    con = db._con
+    out, candidates = [], 0
+    for p in parts:
+        candidates += con.sql(f"SELECT count(*) FROM {p.physical_name}").fetchall()[0][0]
+        out.append(
+            pl.from_arrow(
+                con.sql(
+                    f"SELECT {keep}, CAST(match_weight AS DOUBLE) AS match_weight "
+                    f"FROM {p.physical_name} WHERE match_weight >= {floor} OR mw_ssn > 0"
+                ).to_arrow_table()
+            )
+        )
+    pairs = pl.concat(out, how="vertical_relaxed")
+    scored = pairs.join(_names_disagree(pairs, new, known), on=["variant_l", "variant_r"])
+    return scored, candidates
+
+
+def no_pairs() -> pl.DataFrame:
+    """What `score` returns when there is nothing new to score."""
+    return pl.DataFrame(
+        schema={
+            "variant_l": pl.String, "variant_r": pl.String, "source_l": pl.String,
+            "source_r": pl.String, **{f"mw_{c['output_column_name']}": pl.Float64
+                                      for c in COMPARISONS},
+            "match_weight": pl.Float64, "names_compared": pl.Boolean,
+            "names_disagree": pl.Boolean,
+        }
+    )  # fmt: skip
+
+
+def _names_disagree(pairs: pl.DataFrame, *variant_frames: pl.DataFrame) -> pl.DataFrame:
+    """Per pair: both names given and both disagree (Jaro-Winkler below the guard's level,
+    no nickname, swap or surname part in common). The wage name guard reads it."""
+    import duckdb
+
+    names = ["first_name", "last_name", "first_forms", "last_parts"]
+    v = pl.concat([f.select(UNIQUE_ID, *names) for f in variant_frames]).unique(UNIQUE_ID)
+    con = duckdb.connect()
+    con.register("p", pairs.select("variant_l", "variant_r").to_arrow())
+    con.register("v", v.to_arrow())
+    t = GUARD_JARO_WINKLER
+    sql = f"""
+        SELECT p.variant_l, p.variant_r,
+          coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
+            AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL, false) AS names_compared,
+          coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
+            AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL
+            AND jaro_winkler_similarity(l.first_name, r.first_name) < {t}
+            AND jaro_winkler_similarity(l.last_name, r.last_name) < {t}
+            AND NOT list_has_any(l.first_forms, r.first_forms)
+            AND NOT list_has_any(l.last_parts, r.last_parts)
+            AND NOT (l.first_name = r.last_name AND l.last_name = r.first_name), false)
+            AS names_disagree
+        FROM p JOIN v l ON p.variant_l = l.variant JOIN v r ON p.variant_r = r.variant
+    """
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+# ---------------------------------------------------------------- the model file, versioned
+
+MODELS_DIR = "restricted/linkage/models"
+
+
+def model_dir(warehouse_root: Path, version: int) -> Path:
+    return Path(warehouse_root) / MODELS_DIR / f"v{version:04d}"
+
+
+def current_version(warehouse_root: Path) -> int | None:
+    """The newest saved model version, or None when the warehouse has none."""
+    base = Path(warehouse_root) / MODELS_DIR
+    versions = sorted(int(p.name[1:]) for p in base.glob("v[0-9]*") if (p / "model.json").exists())
+    return versions[-1] if versions else None
+
+
+def save_new_version(warehouse_root: Path, model: Model) -> tuple[int, str]:
+    """Write the model as the next version (written beside, then renamed); its sha256."""
+    import hashlib
+    import os
+    import shutil
+    import uuid
+
+    version = (current_version(warehouse_root) or 0) + 1
+    target = model_dir(warehouse_root, version)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        model.save(tmp)
+        digest = hashlib.sha256((tmp / "model.json").read_bytes()).hexdigest()
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return version, digest
