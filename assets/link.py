@@ -7,7 +7,6 @@ it; `outcomes linkage train` makes a new version on purpose.
 """
 
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +25,6 @@ from outcomes.link import (
     variants_of,
 )
 from outcomes.schema import (
-    LINKAGE_MODEL_EVENTS,
     LINKAGE_REVIEW,
     PERSON_KEY_MERGES,
     PERSON_KEY_SPLITS,
@@ -65,32 +63,13 @@ def read_decisions(root: Path) -> pl.DataFrame:
     return pl.read_csv(path, schema_overrides=DECISIONS_SCHEMA).select(list(DECISIONS_SCHEMA))
 
 
-def train_and_save(wh: Warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, lm.Model]:
-    """Train a model version, save it and record the event."""
-    model = lm.train(variants)
-    version, digest = lm.save_new_version(wh.root, model)
-    event = pl.DataFrame(
-        {
-            "version": [version],
-            "event": ["trained" if version == 1 else "retrained"],
-            "at": [dt.datetime.now(dt.UTC)],
-            "trained_on": [model.trained_on],
-            "model_sha256": [digest],
-            "reason": [reason],
-        }
-    )
-    events = pl.concat([wh.read(LINKAGE_MODEL_EVENTS), event], how="vertical_relaxed")
-    wh.write(LINKAGE_MODEL_EVENTS, events)
-    return version, model
-
-
 def model_for(wh: Warehouse, year: int, log: dg.DagsterLogManager) -> tuple[int, lm.Model]:
     """The warehouse's current model; on a warehouse with none, one trained on this year."""
     version = lm.current_version(wh.root)
     if version is not None:
         return version, lm.Model.load(lm.model_dir(wh.root, version))
     variants = variants_of(year_identities(wh, year)).unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
-    version, model = train_and_save(wh, variants, f"no model in the warehouse: trained on {year}")
+    version, model = lm.train_version(wh, variants, f"no model in the warehouse: trained on {year}")
     log.info(
         f"the warehouse had no linkage model: trained version {version} on "
         f"{model.trained_on:,} identity variants of {year}; later years and re-runs reuse it"

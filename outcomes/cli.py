@@ -124,16 +124,40 @@ def demo(out: Path, scale: int) -> None:
 @click.option(
     "--scale",
     type=click.IntRange(min=100),
-    default=DEMO_SCALE,
-    show_default=True,
-    help="number of true persons",
+    help=f"number of true persons  [default: {DEMO_SCALE:,}; with --state-year about 4 million]",
 )
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
-def generate(out: Path, scale: int, seed: int) -> None:
+@click.option(
+    "--years",
+    help="only these years of 2018-2023, e.g. 2023 or 2022-2023: memory and time of those "
+    "years alone (events start afresh in the first)",
+)
+@click.option(
+    "--state-year",
+    type=int,
+    help="one state-sized year, the last of six: about 2 million spells, 8 million wage rows "
+    "and 200 thousand enrollments (--scale scales them)",
+)
+def generate(
+    out: Path, scale: int | None, seed: int, years: str | None, state_year: int | None
+) -> None:
     """Write a sample landing zone only, with its ground truth beside it."""
     from outcomes.sample import generate as make
+    from outcomes.sample import state_year as state_args
+    from outcomes.sample.config import STATE_PERSONS
 
-    summary = make(out, scale=scale, seed=seed)
+    if state_year is not None:
+        if years:
+            raise click.UsageError("give --years or --state-year, not both")
+        fraction = (scale or STATE_PERSONS) / STATE_PERSONS
+        summary = make(out, seed=seed, **state_args(state_year, fraction))
+    else:
+        span = _years(years)
+        only = range(span[0], span[1] + 1) if span else None
+        try:
+            summary = make(out, scale=scale or DEMO_SCALE, seed=seed, years=only)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--years") from e
     click.echo(f"landing zone {out / 'landing'}, ground truth {out / 'truth'}")
     for k, v in summary.items():
         click.echo(f"  {k}: {v}")
@@ -156,6 +180,33 @@ def generate(out: Path, scale: int, seed: int) -> None:
 def run(landing_dir: Path, warehouse_dir: Path, years: str | None) -> None:
     """Materialize every asset for every year found, through Dagster."""
     _run(_settings(landing_dir, warehouse_dir), _years(years))
+
+
+@main.group()
+def linkage() -> None:
+    """The linkage model a warehouse keeps."""
+
+
+@linkage.command("train")
+@click.option("--warehouse-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--reason", default="retrained on purpose", show_default=True)
+def linkage_train(warehouse_dir: Path, reason: str) -> None:
+    """Train a new model version on every identity variant the registry knows.
+
+    Later runs score with the new version; the keys already given stay as they are.
+    """
+    from outcomes import linkage_model as lm
+    from outcomes.link import IDENTITY_REGISTRY
+    from outcomes.warehouse import Warehouse
+
+    wh = Warehouse(warehouse_dir)
+    variants = wh.read(IDENTITY_REGISTRY)
+    if variants.is_empty():
+        click.secho("no identity registry in that warehouse: run `outcomes run` first",
+                    fg="red", err=True)  # fmt: skip
+        sys.exit(1)
+    version, model = lm.train_version(wh, variants, reason)
+    click.echo(f"linkage model version {version} trained on {model.trained_on:,} variants")
 
 
 @main.command()

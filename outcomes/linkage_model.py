@@ -163,7 +163,7 @@ START_MU: dict[str, list[tuple[float, float]]] = {
     "county_fips": [(0.90, 0.1), (0.10, 0.9)],
 }  # fmt: skip
 START_PRIOR = 1e-4
-MIN_TRAINING_VARIANTS = 2_000  # fewer: EM has too few matches to learn from
+MIN_TRAINING_VARIANTS = 1_000  # fewer: EM has too few matches to learn from
 
 
 def settings() -> dict[str, Any]:
@@ -471,3 +471,26 @@ def save_new_version(warehouse_root: Path, model: Model) -> tuple[int, str]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return version, digest
+
+
+def train_version(warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, Model]:
+    """Train a model, save it as the warehouse's next version and record the event."""
+    import datetime as dt
+
+    from outcomes.schema import LINKAGE_MODEL_EVENTS
+
+    model = train(variants)
+    version, digest = save_new_version(warehouse.root, model)
+    event = pl.DataFrame(
+        {
+            "version": [version],
+            "event": ["trained" if version == 1 else "retrained"],
+            "at": [dt.datetime.now(dt.UTC)],
+            "trained_on": [model.trained_on],
+            "model_sha256": [digest],
+            "reason": [reason],
+        }
+    )
+    events = pl.concat([warehouse.read(LINKAGE_MODEL_EVENTS), event], how="vertical_relaxed")
+    warehouse.write(LINKAGE_MODEL_EVENTS, events)
+    return version, model

@@ -1,0 +1,77 @@
+"""Linkage through Dagster: quality against the generator's truth, keys that stay put."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+
+from outcomes import linkage_model as lm
+from outcomes.link import IDENTITY_REGISTRY
+from outcomes.linkage_quality import pairwise_quality
+from outcomes.schema import LINKAGE_MODEL_EVENTS, PERSON_KEY_MERGES, RECORD_LINKS
+from outcomes.warehouse import Warehouse
+from tests.conftest import Materialized
+from tests.handmade import write_handmade
+
+PRECISION = 0.995  # issue 6: for every source pair and overall
+RECALL_WITHIN_PUBLIC = 0.98  # spells-spells and wages-wages
+
+
+def quality(run: Materialized) -> dict[str, dict[str, float]]:
+    truth = pl.read_parquet(run.root / "truth" / "records.parquet")
+    q = pairwise_quality(run.warehouse.read(RECORD_LINKS), truth)
+    return {r["source_pair"]: r for r in q.iter_rows(named=True)}
+
+
+def test_linkage_precision_and_recall_against_the_truth(sample: Materialized):
+    q = quality(sample)
+    assert set(q) >= {"spells-spells", "services-spells", "spells-wages", "overall"}
+    for pair, row in q.items():
+        assert row["precision"] >= PRECISION, (pair, row)
+    for pair in ("spells-spells", "wages-wages"):
+        assert q[pair]["recall"] >= RECALL_WITHIN_PUBLIC, (pair, q[pair])
+    assert q["overall"]["recall"] >= 0.95, q["overall"]
+
+
+def test_model_trained_once_and_kept(sample: Materialized):
+    wh = sample.warehouse
+    assert lm.current_version(wh.root) == 1
+    events = wh.read(LINKAGE_MODEL_EVENTS)
+    assert events.height == 1 and events["event"][0] == "trained"
+    model = lm.Model.load(lm.model_dir(wh.root, 1))
+    assert model.trained_on > 0
+    params = model.parameters()
+    assert params["m_probability"].is_not_null().all()
+    assert params["u_probability"].is_not_null().all()
+    # every variant of the registry has a person, every record a key
+    assert wh.read(IDENTITY_REGISTRY)["person_key"].null_count() == 0
+    assert wh.read(RECORD_LINKS)["person_key"].null_count() == 0
+
+
+def _keys(wh: Warehouse) -> pl.DataFrame:
+    from outcomes.link import resolve
+
+    links = resolve(wh.read(RECORD_LINKS), wh.read(PERSON_KEY_MERGES))
+    return links.select("source", "org_id", "year", "record_id", "person_key").sort(
+        "source", "org_id", "year", "record_id"
+    )
+
+
+def test_year_by_year_gives_the_keys_of_all_at_once(handmade: Materialized, tmp_path: Path):
+    from outcomes.link import resolve
+    from pipelines.runner import run_all
+
+    settings = replace(handmade.settings, landing_dir=write_handmade(tmp_path),
+                       warehouse_dir=tmp_path / "warehouse")  # fmt: skip
+    wh = Warehouse(settings.warehouse_dir)
+    run_all(settings, [2014], echo=lambda _: None)
+    before = _keys(wh)
+    run_all(settings, [2015], echo=lambda _: None)
+    # with the same model file, loading 2014 then 2015 gives the keys of loading both at once
+    assert _keys(wh).equals(_keys(handmade.warehouse))
+    # 2014's keys changed only through recorded merges
+    merges = wh.read(PERSON_KEY_MERGES)
+    assert resolve(before, merges).equals(_keys(wh).filter(pl.col("year") == 2014))
+    assert wh.read(LINKAGE_MODEL_EVENTS).height == 1
