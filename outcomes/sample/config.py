@@ -21,6 +21,8 @@ ZIP_BASE = 58000  # zip = ZIP_BASE + county index * ZIP_STRIDE + k
 ZIP_STRIDE = 40
 
 FORMATS = ("csv", "parquet", "xlsx")
+NAICS = ("111000", "236220", "311000", "445110", "484110", "561320", "611110", "621111",
+         "622110", "722511", "812111", "921190")  # industries of the wage file's employers
 
 
 @dataclass(frozen=True)
@@ -42,25 +44,48 @@ class NoiseProfile:
     zip_missing: float = 0.0
     names_missing: float = 0.0  # both names left empty (wages only: names are optional)
     upper_case: bool = False  # legacy systems store names in capitals
+    # compound surnames (Garcia-Lopez, Garcia Lopez, De La Cruz): shares of the
+    # registrations of persons whose surname has a hyphen or a space
+    compound_part: float = 0.0  # one part only: Garcia, Lopez, Cruz
+    compound_format: float = 0.0  # joined or spaced otherwise: Garcia Lopez, GarciaLopez, DeLaCruz
+    # a woman who changes her surname at marriage (SampleConfig.married_name_change)
+    maiden_name_kept: float = 0.0  # registered in or after the marriage year, still the old name
+    married_name_update: float = 0.0  # registered before it, updated from the marriage year on
 
 
+# Benefit agencies verify identity at application and recertify every 6-12
+# months (a name change reaches the case file); legacy fields often drop a hyphen.
 PUBLIC_NOISE = NoiseProfile(
     typo=0.01, nickname=0.02, swap_names=0.003, birth_day_month_swap=0.004,
     sex_unknown=0.002, ssn_missing=0.06, ssn_partial=0.004, ssn_placeholder=0.003,
     ssn_never_issued=0.002, ssn_digit_typo=0.002, ssn_dashes=0.3, zip_missing=0.03,
+    compound_part=0.15, compound_format=0.25, maiden_name_kept=0.1, married_name_update=0.6,
 )
 CHILD_WELFARE_NOISE = NoiseProfile(
     typo=0.015, nickname=0.01, swap_names=0.004, birth_day_month_swap=0.005,
     sex_unknown=0.004, ssn_missing=0.3, ssn_partial=0.01, ssn_placeholder=0.005,
     ssn_never_issued=0.003, ssn_digit_typo=0.003, ssn_dashes=0.0, zip_missing=0.05,
+    compound_part=0.2, compound_format=0.2, maiden_name_kept=0.15, married_name_update=0.3,
 )
-WAGES_NOISE = NoiseProfile(typo=0.005, nickname=0.01, names_missing=0.1, upper_case=True)
+# Employers report the name on the payroll: it follows a marriage only when the
+# worker tells them, and the SSN, not the name, is the key. The wage agency
+# registers every worker in the first year, before any marriage.
+WAGES_NOISE = NoiseProfile(
+    typo=0.005, nickname=0.01, names_missing=0.1, upper_case=True,
+    compound_part=0.25, compound_format=0.35, married_name_update=0.4,
+)
+# Intake forms: self-reported, rarely updated; many clients give no SSN (or a
+# partial one) and some no birth date.
 NONPROFIT_NOISE = NoiseProfile(
-    typo=0.04, nickname=0.08, swap_names=0.015, birth_missing=0.35,
+    typo=0.04, nickname=0.08, swap_names=0.015, birth_missing=0.2,
     birth_day_month_swap=0.02, sex_unknown=0.03, ssn_missing=0.55, ssn_partial=0.05,
     ssn_placeholder=0.03, ssn_never_issued=0.01, ssn_digit_typo=0.01, ssn_dashes=0.5,
-    zip_missing=0.15,
+    zip_missing=0.15, compound_part=0.25, compound_format=0.3, maiden_name_kept=0.2,
+    married_name_update=0.1,
 )
+# An HMIS (HUD's homeless management information system) asks for birth date
+# and SSN with data-quality flags: fewer gaps, more partial SSNs.
+HMIS_NOISE = replace(NONPROFIT_NOISE, birth_missing=0.05, ssn_missing=0.35, ssn_partial=0.1)
 
 
 @dataclass(frozen=True)
@@ -134,7 +159,7 @@ DCF = OrgSpec("dcf", "public", ("xlsx",), "CW", CHILD_WELFARE_NOISE, programs=("
 DWD = OrgSpec("dwd", "public", ("csv", "parquet"), "UI", WAGES_NOISE,
               extra_columns=("naics_code",))
 PARTNERS = (
-    OrgSpec("hearth_housing", "nonprofit", ("csv",), "HH", NONPROFIT_NOISE,
+    OrgSpec("hearth_housing", "nonprofit", ("csv",), "HH", HMIS_NOISE,
             programs=("HOUSING", "FAMILY_SUPPORT"), bool_style=("Y", "N"),
             extra_columns=("entered_by",), shuffle_columns=True),
     OrgSpec("pathways_work", "nonprofit", ("parquet",), "PW", NONPROFIT_NOISE,
@@ -164,7 +189,21 @@ class SampleConfig:
     age_shares: tuple[float, float, float] = (0.27, 0.58, 0.15)  # 0-17, 18-64, 65+
     max_age: int = 95
     sex_shares: tuple[float, float, float] = (0.51, 0.48, 0.01)  # F, M, X
-    hyphenated_last_name: float = 0.02
+    # compound surnames: hyphenated (Garcia-Lopez), two surnames (Garcia Lopez),
+    # with a particle (De La Cruz, Van Dyke)
+    compound_last_name: float = 0.05
+    compound_kinds: tuple[float, float, float] = (0.4, 0.3, 0.3)
+    # households: shares of households of 1, 2, ... persons (mean about 2.5)
+    household_sizes: tuple[float, ...] = (0.3, 0.25, 0.18, 0.14, 0.08, 0.05)
+    household_shared_surname: float = 0.85  # a member other than the first has its surname
+    household_shared_need: float = 0.7  # weight of the household's poverty in a member's
+    twin_share: float = 0.03  # persons born a twin (in the same household as the twin)
+    twin_same_sex: float = 0.65
+    twin_adjacent_ssn: float = 0.5  # twins' SSNs one serial apart (issued together at birth)
+    # women aged 18-60 in the year who marry in one of years 2.. of the range and
+    # take a new surname: the household's, sometimes hyphenated with their own
+    married_name_change: float = 0.04
+    married_hyphenated: float = 0.15
     employability: tuple[float, float, float] = (0.9, 0.8, 0.12)  # intercept, x need, sd
     need_beta: tuple[float, float] = (1.3, 4.0)  # poverty propensity
     # ---- staggered partnerships: counties whose first partnership starts in
@@ -241,3 +280,28 @@ class SampleConfig:
     duplicate_record_id_rate: float = 0.001
     max_bad_share: float = 0.03  # quarantined rows per file, well under the 5% limit
     min_rows_for_duplicate: int = 20
+
+
+# ---- one state-sized year (benchmarks): about 2 million spells, 8 million wage
+# rows and 200 thousand enrollments. Wages set the persons (about 2 wage rows a
+# person a year); public spells start about 3 times as often as in the default
+# sample and nonprofits reach a smaller share, as in a whole state.
+STATE_YEAR_ROWS = {"spells": 2_000_000, "wages": 8_000_000, "services": 200_000}
+STATE_PERSONS = 3_970_000
+STATE_SPELL_FACTOR = 3.2
+STATE_REACH_FACTOR = 0.3
+STATE_BACKGROUND_FACTOR = 0.3
+
+
+def state_config(base: SampleConfig | None = None) -> SampleConfig:
+    """The shares of a state-sized year: more public spells, a smaller nonprofit reach."""
+    base = base or SampleConfig()
+    return replace(
+        base,
+        spell_rate={p: r * STATE_SPELL_FACTOR for p, r in base.spell_rate.items()},
+        reach_base=base.reach_base * STATE_REACH_FACTOR,
+        reach_trend=base.reach_trend * STATE_REACH_FACTOR,
+        reach_effect=base.reach_effect * STATE_REACH_FACTOR,
+        reach_county_sd=base.reach_county_sd * STATE_REACH_FACTOR,
+        background_enroll=base.background_enroll * STATE_BACKGROUND_FACTOR,
+    )

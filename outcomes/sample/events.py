@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import polars as pl
 
-from outcomes.sample.config import DCF, DHS, PARTNERS, SampleConfig
+from outcomes.sample.config import DCF, DHS, NAICS, PARTNERS, SampleConfig
 from outcomes.sample.util import day, digits, keep_where, year_of
 from outcomes.sample.world import DAYS_PER_YEAR, World
 from outcomes.schema import ACCELERANTS, EXIT_REASONS, PROGRAMS, ROLES
@@ -31,8 +31,6 @@ WAGE_QUARTER_SD = 0.15
 SECOND_JOB_SHARE_OF_WAGE = 0.3
 TEEN_EMPLOYMENT = 0.3
 WAGE_FLOOR = 0.5  # quarterly earnings level ~ wage_median * (WAGE_FLOOR + employability)
-NAICS = ("111000", "236220", "311000", "445110", "484110", "561320", "611110", "621111",
-         "622110", "722511", "812111", "921190")
 
 
 def _durations(rng: np.random.Generator, median: float | np.ndarray, sigma: float,
@@ -57,12 +55,12 @@ def make_spells(rng: np.random.Generator, world: World, cfg: SampleConfig) -> pl
     need = persons["need"].to_numpy()
     rel_need = need / need.mean()
     n = len(birth)
-    last_day = day(world.years[-1], 12, 31)
+    last_day = world.last_day
     parts: list[pl.DataFrame] = []
     for program in PROGRAMS["spells"]:
         busy = np.full(n, -NEVER)  # last day of the person's latest spell
         pending = np.full(n, NEVER)  # day a TANF return spell starts
-        for year in world.years:
+        for year in world.active:
             d0, d1 = day(year), day(year, 12, 31)
             age = (d0 + (d1 - d0) / 2 - birth) / DAYS_PER_YEAR
             rate = np.clip(cfg.spell_rate[program] * rel_need * _eligibility(program, age),
@@ -178,10 +176,12 @@ def make_enrollments(
     need = persons["need"].to_numpy()
     rel_need = need / need.mean()
     n_counties = world.counties.height
-    last_day = day(world.years[-1], 12, 31)
+    last_day = world.last_day
     active_until = np.full(n, -NEVER)
     parts: list[pl.DataFrame] = []
     for i, year in enumerate(world.years):
+        if year not in world.active:
+            continue
         d0, d1 = day(year), day(year, 12, 31)
         on_benefit = _active_people(spells, n, d0, d1)
         already = active_until >= d0
@@ -235,7 +235,7 @@ def true_reach(world: World, spells: pl.DataFrame, enrollments: pl.DataFrame) ->
     county = world.persons["county_idx"].to_numpy()
     n_counties = world.counties.height
     rows = []
-    for year in world.years:
+    for year in world.active:
         d0, d1 = day(year), day(year, 12, 31)
         benefit = _active_people(spells, n, d0, d1)
         enrolled = _active_people(enrollments, n, d0, d1, PROGRAMS["services"])
@@ -252,7 +252,7 @@ def make_client_surveys(
     rng: np.random.Generator, enrollments: pl.DataFrame, world: World, cfg: SampleConfig
 ) -> pl.DataFrame:
     """BASELINE near enrollment, 6- and 12-month follow-ups; outcomes improve with time."""
-    last_day = day(world.years[-1], 12, 31)
+    last_day = world.last_day
     m = enrollments.height
     start = enrollments["start"].to_numpy().astype(np.int64)
     dropped = (enrollments["exit_reason"] == "DROPPED").fill_null(False).to_numpy()
@@ -327,6 +327,8 @@ def iter_wages(
     exit_quarter, completed = _first_workforce_exit(world, enrollments)
     boost = np.where(completed, cfg.workforce_boost_completed, cfg.workforce_boost_other)
     for i, year in enumerate(world.years):
+        if year not in world.active:
+            continue
         switch = rng.random(n) < cfg.employer_switch
         employer = np.where(switch, rng.choice(n_employers, n, p=size), employer)
         parts = []
@@ -350,11 +352,9 @@ def iter_wages(
                         0.0, WAGE_QUARTER_SD, second.size)]), 2),
             }))
         wages = pl.concat(parts).sort("quarter", "pidx", "employer")
+        # numbers only: the file builder formats them, so a year's rows are held once as text
         wages = wages.with_columns(
-            ("E" + pl.col("employer").cast(pl.String).str.zfill(6)).alias("employer_id"),
-            pl.Series("naics_code",
-                      np.asarray(NAICS)[employer_naics[wages["employer"].to_numpy()]]),
-        )
+            pl.Series("naics", employer_naics[wages["employer"].to_numpy()], dtype=pl.Int32))
         yield year, wages
 
 
@@ -367,7 +367,7 @@ def make_partnership_surveys(
     start = ps["start_year"].to_numpy()
     end = ps["end_year"].fill_null(world.years[-1]).to_numpy()
     out: dict[int, pl.DataFrame] = {}
-    for year in world.years:
+    for year in world.active:
         active = np.flatnonzero((start <= year) & (end >= year))
         if active.size == 0:
             continue

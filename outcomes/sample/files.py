@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from outcomes.sample.config import OrgSpec
+from outcomes.sample.config import NAICS, OrgSpec
+from outcomes.sample.identity import valid_in
 from outcomes.sample.util import digits, iso
 
 RECORD_DIGITS = 7
@@ -25,7 +26,8 @@ EXTRA_VALUES = {
 }
 
 
-def _with_truth(frame: pl.DataFrame) -> pl.DataFrame:
+def _with_truth(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    frame = frame.lazy().collect()
     missing = [pl.lit(None, t).alias(c) for c, t in TRUTH_NULLS.items() if c not in frame.columns]
     return frame.with_columns(missing)
 
@@ -50,8 +52,23 @@ def add_extras(frame: pl.DataFrame, spec: OrgSpec, rng: np.random.Generator) -> 
         pl.col(list(extras)).replace("", None)) if extras else frame
 
 
-def _attach(rows: pl.DataFrame, registrations: pl.DataFrame) -> pl.DataFrame:
-    return rows.join(registrations, on=["pidx", "slot"], how="left", maintain_order="left")
+def _attach(rows: pl.DataFrame, registrations: pl.DataFrame, year: int) -> pl.LazyFrame:
+    """Each row with the identity its organisation held for the person that year.
+
+    Lazy, so a file builder's select fetches only the identity columns it writes.
+    """
+    return rows.lazy().join(valid_in(registrations.lazy(), year), on=["pidx", "slot"],
+                            how="left", maintain_order="left")
+
+
+def _numbered(prefix: str, width: int, first: int = 1) -> pl.Expr:
+    """prefix + first, first + 1, ... zero-padded: a file's record ids in row order."""
+    numbers = pl.int_range(first, pl.len() + first)
+    return pl.lit(prefix) + numbers.cast(pl.String).str.zfill(width)
+
+
+def _county(persons: pl.DataFrame) -> pl.Expr:
+    return pl.lit(persons["county_fips"]).gather(pl.col("pidx")).alias("county_fips")
 
 
 def spells_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.DataFrame,
@@ -60,14 +77,12 @@ def spells_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.Dat
     twice = registrations.filter(pl.col("slot") == 1)["pidx"]
     second = rng.random(rows.height) < SECOND_ID_USE
     slot = rows["pidx"].is_in(twice.implode()).to_numpy() & second
-    rows = _attach(rows.with_columns(pl.Series("slot", slot.astype(np.int8))), registrations)
-    n = rows.height
-    return _with_truth(rows.select(
-        (f"{spec.org_id.upper()}-{year}-" + digits(np.arange(1, n + 1), RECORD_DIGITS))
-        .alias("record_id"),
+    rows = rows.with_columns(pl.Series("slot", slot.astype(np.int8)))
+    return _with_truth(_attach(rows, registrations, year).select(
+        _numbered(f"{spec.org_id.upper()}-{year}-", RECORD_DIGITS).alias("record_id"),
         pl.col("local_id").alias("person_id"),
         "first_name", "last_name", "birth_date", "sex", "ssn", "zip",
-        pl.lit(persons["county_fips"].gather(rows["pidx"])).alias("county_fips"),
+        _county(persons),
         "program",
         iso(pl.col("start")).alias("start_date"),
         iso(pl.col("end")).alias("end_date"),
@@ -80,14 +95,12 @@ def spells_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.Dat
 
 def services_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.DataFrame,
                   spec: OrgSpec, year: int) -> pl.DataFrame:
-    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations)
-    n = rows.height
+    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations, year)
     return _with_truth(rows.select(
-        (f"{spec.id_prefix}-{year}-" + digits(np.arange(1, n + 1), RECORD_DIGITS))
-        .alias("record_id"),
+        _numbered(f"{spec.id_prefix}-{year}-", RECORD_DIGITS).alias("record_id"),
         pl.col("local_id").alias("client_id"),
         "first_name", "last_name", "birth_date", "sex", "ssn", "zip",
-        pl.lit(persons["county_fips"].gather(rows["pidx"])).alias("county_fips"),
+        _county(persons),
         "program",
         iso(pl.col("start")).alias("enroll_date"),
         iso(pl.col("end")).alias("exit_date"),
@@ -102,11 +115,9 @@ def services_file(rows: pl.DataFrame, registrations: pl.DataFrame, persons: pl.D
 
 def client_surveys_file(rows: pl.DataFrame, registrations: pl.DataFrame, spec: OrgSpec,
                         year: int) -> pl.DataFrame:
-    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations)
-    n = rows.height
+    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations, year)
     return _with_truth(rows.select(
-        (f"{spec.id_prefix}-S{year}-" + digits(np.arange(1, n + 1), RECORD_DIGITS))
-        .alias("response_id"),
+        _numbered(f"{spec.id_prefix}-S{year}-", RECORD_DIGITS).alias("response_id"),
         pl.col("local_id").alias("client_id"),
         iso(pl.col("survey_day")).alias("survey_date"),
         "wave",
@@ -117,17 +128,18 @@ def client_surveys_file(rows: pl.DataFrame, registrations: pl.DataFrame, spec: O
     ))
 
 
-def wages_file(rows: pl.DataFrame, registrations: pl.DataFrame, year: int) -> pl.DataFrame:
-    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations)
-    n = rows.height
+def wages_file(rows: pl.DataFrame, registrations: pl.DataFrame, year: int,
+               first: int = 1) -> pl.DataFrame:
+    """Wage rows of a year (or of a quarter: its record ids start at `first`)."""
+    rows = _attach(rows.with_columns(pl.lit(0, pl.Int8).alias("slot")), registrations, year)
     return _with_truth(rows.select(
-        (f"W{year}-" + digits(np.arange(1, n + 1), WAGE_DIGITS)).alias("record_id"),
+        _numbered(f"W{year}-", WAGE_DIGITS, first).alias("record_id"),
         "ssn", "first_name", "last_name",
-        "employer_id",
+        ("E" + pl.col("employer").cast(pl.String).str.zfill(6)).alias("employer_id"),
         pl.lit(str(year)).alias("year"),
         pl.col("quarter").cast(pl.String),
         pl.col("wages").cast(pl.String),
-        "naics_code",
+        pl.lit(pl.Series(NAICS)).gather(pl.col("naics")).alias("naics_code"),
         pl.col("pidx").alias("_pidx"),
         pl.col("noise").alias("_noise"),
     ))

@@ -63,8 +63,16 @@ LAST = (
     "Johnston", "Matthews", "Pena", "Richards", "Contreras", "Willis", "Carpenter",
     "Lawrence", "Sandoval", "O'Brien", "O'Connor", "McCarthy", "Nowak", "Kowalski", "Larsen",
     "Lindqvist", "Okafor", "Abdullah", "Yang", "Vang", "Xiong", "Begay", "Yazzie",
-    "St. Pierre", "DeLeon", "Van Dyke",
+    "DeLeon",
 )
+# surnames with a particle, spelt as their bearers spell them
+PARTICLE_LAST = (
+    "De La Cruz", "Van Dyke", "De Leon", "Del Rio", "St. Pierre", "De Jesus", "Da Silva",
+    "Van der Berg", "De La Rosa", "Dos Santos", "Le Blanc", "Mac Donald", "Von Essen",
+    "De Los Santos", "Van Buren", "Di Marco", "La Fontaine", "El Amin",
+)
+# first words that mark a particle: one part of such a surname is its last word
+PARTICLES = ("De", "Del", "Van", "St.", "Da", "Dos", "Le", "La", "Mac", "Von", "Di", "El")
 NICKNAMES = {
     "Robert": "Bob", "William": "Bill", "Elizabeth": "Liz", "James": "Jim", "John": "Johnny",
     "Michael": "Mike", "Richard": "Rick", "Joseph": "Joe", "Thomas": "Tom",

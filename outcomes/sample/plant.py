@@ -5,7 +5,8 @@ truth columns `_pidx`, `_planted` and `_noise`. Planting picks clean rows,
 breaks exactly one rule in each, adds identical and conflicting duplicates,
 and never lets the quarantined share of a file pass `max_bad_share`. Kinds
 are cycled with a running cursor per source, so small samples still cover
-every kind across their files.
+every kind across their files; unparseable kinds go first to files that can
+hold them (not typed Parquet).
 """
 
 from __future__ import annotations
@@ -207,6 +208,12 @@ class Planter:
     def __init__(self, cfg: SampleConfig) -> None:
         self.cfg = cfg
         self.cursor: dict[str, int] = defaultdict(int)
+        # unparseable kinds owed: the first files that can hold them (not typed Parquet) plant
+        # them first, and a kind a typed Parquet file skipped waits for the next such file
+        self.pending: dict[str, list[str]] = {
+            source: [k for k in kinds if k.endswith(":unparseable")]
+            for source, kinds in KINDS.items()}
+        self.early: dict[str, set[str]] = defaultdict(set)
 
     def budget(self, n: int, source: str) -> tuple[int, int, int]:
         """(rule breaks, conflicting duplicate pairs, identical duplicates) for n clean rows."""
@@ -222,17 +229,30 @@ class Planter:
     def _next_kinds(self, ctx: FileContext, count: int) -> list[str]:
         """The next kinds in the source's cycle, skipping those the file's format cannot hold."""
         kinds = KINDS[ctx.source]
+        pending, early = self.pending[ctx.source], self.early[ctx.source]
         codes: list[str] = []
+        if ctx.unparseable:
+            codes, pending[:] = pending[:count], pending[count:]
+            early.update(codes)
         while len(codes) < count:
             code = kinds[self.cursor[ctx.source] % len(kinds)]
             self.cursor[ctx.source] += 1
-            if ctx.unparseable or not code.endswith(":unparseable"):
+            if code in early:  # planted ahead of its turn: its turn is spent
+                early.discard(code)
+            elif ctx.unparseable or not code.endswith(":unparseable"):
                 codes.append(code)
+            elif code not in pending:
+                pending.append(code)
         return codes
 
     def plant(self, frame: pl.DataFrame, ctx: FileContext,
-              rng: np.random.Generator) -> pl.DataFrame:
-        """frame plus planted rows, with `_planted` set and `_dup` grouping identical copies."""
+              rng: np.random.Generator) -> tuple[pl.DataFrame, np.ndarray]:
+        """frame plus planted rows, with `_planted` set and `_dup` grouping identical copies.
+
+        Returns the rows and which of them to keep: a row that was changed into a bad
+        row is appended changed and its original not kept, so a large file is not
+        copied here (the shuffle copies it once).
+        """
         frame = frame.with_columns(pl.lit(None, pl.Int64).alias("_dup"))
         clean = np.flatnonzero(frame["_planted"].is_null().to_numpy())
         rules, conflicts, identical = self.budget(frame.height, ctx.source)
@@ -241,10 +261,7 @@ class Planter:
         conflicts = min(conflicts, (total - rules))
         identical = total - rules - conflicts
         chosen = rng.choice(clean, total, replace=False) if total else clean[:0]
-        keep = np.ones(frame.height, dtype=bool)
-        keep[chosen] = False
-        rest = frame.filter(pl.Series(keep))
-        parts = [rest]
+        parts = [frame]
 
         codes = np.asarray(self._next_kinds(ctx, rules), dtype=object).astype(str)
         bad = frame[chosen[:rules]].with_columns(pl.Series("_planted", codes, dtype=pl.String))
@@ -260,17 +277,33 @@ class Planter:
             pl.lit(DUPLICATE_RECORD_ID).alias("_planted"))
         parts += [pairs, _conflict(pairs, ctx.source)]
 
-        twins = frame[chosen[rules + conflicts:]].with_columns(
+        copies = frame[chosen[rules + conflicts:]].with_columns(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_dup"))
-        parts += [twins, twins]
-        return pl.concat(parts)
+        parts += [copies, copies]
+        keep = np.ones(sum(part.height for part in parts), dtype=bool)
+        keep[chosen] = False
+        return pl.concat(parts, rechunk=False), keep
 
 
-def shuffle(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-    """Rows in a random order; the later of two identical rows is the collapsed duplicate."""
-    frame = frame[rng.permutation(frame.height)]
+def shuffle_order(frame: pl.DataFrame, rng: np.random.Generator,
+                  keep: np.ndarray | None = None) -> tuple[np.ndarray, pl.Series]:
+    """The kept rows in a random order, and the planted code of each row in that order.
+
+    Of two identical rows, the later is the collapsed duplicate.
+    """
+    rows = np.arange(frame.height) if keep is None else np.flatnonzero(keep)
+    order = rng.permutation(rows)
+    picked = frame.select("_dup", "_planted")[order]
     later = pl.col("_dup").is_not_null() & ~pl.col("_dup").is_first_distinct()
-    return frame.with_columns(
+    planted = picked.select(
         pl.when(later).then(pl.lit(DUPLICATE_IDENTICAL)).otherwise(pl.col("_planted"))
         .alias("_planted")
-    ).drop("_dup")
+    ).to_series()
+    return order, planted
+
+
+def shuffle(frame: pl.DataFrame, rng: np.random.Generator,
+            keep: np.ndarray | None = None) -> pl.DataFrame:
+    """The kept rows in a random order, `_planted` final, `_dup` dropped."""
+    order, planted = shuffle_order(frame, rng, keep)
+    return frame[order].with_columns(planted).drop("_dup")

@@ -52,16 +52,22 @@ def keep_where(values: pl.Series | np.ndarray, keep: np.ndarray) -> pl.Series:
     return series.zip_with(pl.Series(keep), pl.Series([None], dtype=series.dtype))
 
 
-def true_ssns(rng: np.random.Generator, n: int) -> pl.Series:
-    """n distinct SSNs the SSA could have issued, none of them a known placeholder."""
+PLACEHOLDER_NUMBERS = np.array([int(p) for p in PLACEHOLDER_SSNS], dtype=np.int64)
+
+
+def true_ssn_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n distinct SSNs (as integers) the SSA could have issued, none a known placeholder."""
     space = len(VALID_AREAS) * GROUPS * SERIALS
     k = rng.choice(space, size=n + len(PLACEHOLDER_SSNS), replace=False)
     area = VALID_AREAS[k // (GROUPS * SERIALS)]
     rest = k % (GROUPS * SERIALS)
     number = area * 1_000_000 + (rest // SERIALS + 1) * 10_000 + rest % SERIALS + 1
-    placeholders = np.array([int(p) for p in PLACEHOLDER_SSNS])
-    number = number[~np.isin(number, placeholders)][:n]
-    return digits(number, 9)
+    return number[~np.isin(number, PLACEHOLDER_NUMBERS)][:n]
+
+
+def true_ssns(rng: np.random.Generator, n: int) -> pl.Series:
+    """n distinct SSNs the SSA could have issued, none of them a known placeholder."""
+    return digits(true_ssn_numbers(rng, n), 9)
 
 
 def ssn_problem(col: str) -> pl.Expr:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import xlsxwriter
 import yaml
 
@@ -72,13 +74,26 @@ def _convert(raw: pl.Series, dtype: pl.DataType) -> pl.Series:
     return raw.cast(dtype, strict=False)
 
 
-def typed(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], *, per_cell: bool
-          ) -> tuple[pl.DataFrame, list[tuple[int, int, str]]]:
-    """Typed columns; values that do not fit become text (whole column, or per cell for xlsx)."""
+def text_columns(frame: pl.DataFrame, dtypes: dict[str, pl.DataType]) -> frozenset[str]:
+    """Typed columns holding a value that does not parse: a typed Parquet file keeps them text."""
+    return frozenset(
+        name for name in frame.columns
+        if not _is(dtypes[name], pl.String)
+        and (frame[name].is_not_null() & _convert(frame[name], dtypes[name]).is_null()).any()
+    )
+
+
+def typed(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], *, per_cell: bool,
+          text: frozenset[str] = frozenset()) -> tuple[pl.DataFrame, list[tuple[int, int, str]]]:
+    """Typed columns; values that do not fit become text (whole column, or per cell for xlsx).
+
+    `text` names columns to keep as text whatever this frame holds (a slice of a file
+    whose other slices hold an unparseable value).
+    """
     columns, overrides = [], []
     for j, name in enumerate(frame.columns):
         raw, dtype = frame[name], dtypes[name]
-        if _is(dtype, pl.String):
+        if _is(dtype, pl.String) or name in text:
             columns.append(raw)
             continue
         conv = _convert(raw, dtype)
@@ -117,6 +132,51 @@ def write_frame(frame: pl.DataFrame, dtypes: dict[str, pl.DataType], path: Path,
         workbook.close()
     else:
         raise ValueError(f"unknown format {fmt}")
+
+
+class SlicedWriter:
+    """One file written slice by slice, so a large file is never held twice.
+
+    csv is appended and typed Parquet gets a row group per slice (its text columns
+    decided for the whole file beforehand); xlsx and text Parquet, small files,
+    take a single slice.
+    """
+
+    def __init__(self, path: Path, fmt: str, *, bom: bool = False, text: bool = False,
+                 text_cols: frozenset[str] = frozenset()) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.fmt, self.bom, self.text, self.text_cols = path, fmt, bom, text, text_cols
+        self.csv: BinaryIO | None = None
+        self.parquet: pq.ParquetWriter | None = None
+        self.slices = 0
+
+    @property
+    def sliced(self) -> bool:
+        return self.fmt == "csv" or (self.fmt == "parquet" and not self.text)
+
+    def write(self, frame: pl.DataFrame, dtypes: dict[str, pl.DataType]) -> None:
+        first = self.slices == 0
+        self.slices += 1
+        if self.fmt == "csv":
+            if self.csv is None:
+                self.csv = self.path.open("wb")
+            frame.write_csv(self.csv, include_header=first, include_bom=self.bom and first)
+        elif self.sliced:
+            data = typed(frame, dtypes, per_cell=False, text=self.text_cols)[0]
+            table = data.to_arrow(compat_level=pl.CompatLevel.oldest())
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            self.parquet.write_table(table)
+        elif first:
+            write_frame(frame, dtypes, self.path, self.fmt, bom=self.bom, text=self.text)
+        else:
+            raise ValueError(f"{self.fmt} files are written in one slice")
+
+    def close(self) -> None:
+        if self.csv is not None:
+            self.csv.close()
+        if self.parquet is not None:
+            self.parquet.close()
 
 
 def write_mapping(spec: OrgSpec, landing: Path) -> None:
