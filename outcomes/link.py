@@ -45,7 +45,7 @@ MAX_ROUNDS = 100
 KEY_HEX_CHARS = 32  # 128 bits of the HMAC: ample against collisions, short to read
 SECTOR_OF = {"spells": "public", "wages": "public", "services": "nonprofit"}
 # what record_links.match_method says, strongest first
-METHODS = ("reviewer", "local_id", "probabilistic", "single_record")
+METHODS = ("reviewer", "local_id", "probabilistic", "ssn", "single_record")
 MUST_LINK, MUST_NOT_LINK = "must_link", "must_not_link"
 
 REGISTRY_SCHEMA: dict[str, pl.DataType] = {
@@ -147,11 +147,14 @@ class YearLinks:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+def _wage_pair() -> pl.Expr:
+    return (pl.col("source_l") == "wages") | (pl.col("source_r") == "wages")
+
+
 def _guarded() -> pl.Expr:
     """The name guard: a pair with a wage variant whose names disagree with the other side's
     does not link, however strong its SSN agreement."""
-    wage = (pl.col("source_l") == "wages") | (pl.col("source_r") == "wages")
-    return wage & pl.col("names_disagree")
+    return _wage_pair() & pl.col("names_disagree")
 
 
 def _weight_to_probability(w: pl.Expr) -> pl.Expr:
@@ -190,7 +193,11 @@ def link_year(
     via_nameless = ~pl.col("names_compared") & (
         pl.col("variant_l").is_in(stopped) | pl.col("variant_r").is_in(stopped)
     )
-    accepted = pairs.filter((pl.col("match_weight") >= MATCH_THRESHOLD) & ~guard & ~via_nameless)
+    # wage rows join persons on a valid SSN (the name guard aside), however low the weight
+    wage_ssn = _wage_pair() & pl.col("ssn_exact") & (pl.col("match_weight") < MATCH_THRESHOLD)
+    accepted = pairs.filter(
+        ((pl.col("match_weight") >= MATCH_THRESHOLD) | wage_ssn) & ~guard & ~via_nameless
+    )
     stats["scored_pairs"] = pairs.height
     stats["candidate_pairs"] = candidates
     # wage pairs agreeing on the SSN that the name guard kept apart
@@ -199,8 +206,9 @@ def link_year(
 
     # edges between variants: model, same local id, reviewer decisions
     model_edges = accepted.select(
-        a="variant_l", b="variant_r", w="match_weight", method=pl.lit("probabilistic")
-    )
+        a="variant_l", b="variant_r", w="match_weight",
+        method=pl.when(wage_ssn).then(pl.lit("ssn")).otherwise(pl.lit("probabilistic")),
+    )  # fmt: skip
     pool = pl.concat([new.select(UNIQUE_ID, "id_space"), known.select(UNIQUE_ID, "id_space")])
     id_edges = (
         new.select(UNIQUE_ID, "id_space")

@@ -404,18 +404,18 @@ def no_pairs() -> pl.DataFrame:
             "variant_l": pl.String, "variant_r": pl.String, "source_l": pl.String,
             "source_r": pl.String, **{f"mw_{c['output_column_name']}": pl.Float64
                                       for c in COMPARISONS},
-            "match_weight": pl.Float64, "names_compared": pl.Boolean,
+            "match_weight": pl.Float64, "ssn_exact": pl.Boolean, "names_compared": pl.Boolean,
             "names_disagree": pl.Boolean,
         }
     )  # fmt: skip
 
 
 def _names_disagree(pairs: pl.DataFrame, *variant_frames: pl.DataFrame) -> pl.DataFrame:
-    """Per pair: both names given and both disagree (Jaro-Winkler below the guard's level,
-    no nickname, swap or surname part in common). The wage name guard reads it."""
+    """Per pair: the same valid SSN; both names given; both disagree (Jaro-Winkler below
+    the guard's level, no nickname, swap or surname part in common). The guard reads it."""
     import duckdb
 
-    names = ["first_name", "last_name", "first_forms", "last_parts"]
+    names = ["first_name", "last_name", "first_forms", "last_parts", "ssn"]
     v = pl.concat([f.select(UNIQUE_ID, *names) for f in variant_frames]).unique(UNIQUE_ID)
     con = duckdb.connect()
     con.register("p", pairs.select("variant_l", "variant_r").to_arrow())
@@ -423,6 +423,7 @@ def _names_disagree(pairs: pl.DataFrame, *variant_frames: pl.DataFrame) -> pl.Da
     t = GUARD_JARO_WINKLER
     sql = f"""
         SELECT p.variant_l, p.variant_r,
+          coalesce(l.ssn = r.ssn, false) AS ssn_exact,
           coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
             AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL, false) AS names_compared,
           coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
