@@ -157,6 +157,27 @@ def _guarded() -> pl.Expr:
     return _wage_pair() & pl.col("names_disagree")
 
 
+def _mutual_best_weak(accepted: pl.DataFrame) -> pl.DataFrame:
+    """A weak link (neither birth date nor SSN agrees: names and address only) is kept only
+    where each side is the other's best weak match, so that a record with a name and an
+    address alone joins one person, never two household members with similar names."""
+    strong = (pl.col("mw_birth_date") > 0) | (pl.col("mw_ssn") > 0)
+    weak = accepted.filter(~strong)
+    if weak.is_empty():
+        return accepted
+    ends = pl.concat(
+        [
+            weak.select(v="variant_l", o="variant_r", w="match_weight"),
+            weak.select(v="variant_r", o="variant_l", w="match_weight"),
+        ]
+    )
+    best = ends.sort("w", "o", descending=[True, False]).group_by("v").first()
+    mutual = weak.join(
+        best.select(variant_l="v", variant_r="o"), on=["variant_l", "variant_r"], how="semi"
+    ).join(best.select(variant_r="v", variant_l="o"), on=["variant_l", "variant_r"], how="semi")
+    return pl.concat([accepted.filter(strong), mutual])
+
+
 def _weight_to_probability(w: pl.Expr) -> pl.Expr:
     return 1.0 / (1.0 + (2.0 ** (-w)))
 
@@ -193,11 +214,12 @@ def link_year(
     via_nameless = ~pl.col("names_compared") & (
         pl.col("variant_l").is_in(stopped) | pl.col("variant_r").is_in(stopped)
     )
-    # wage rows join persons on a valid SSN (the name guard aside), however low the weight
-    wage_ssn = _wage_pair() & pl.col("ssn_exact") & (pl.col("match_weight") < MATCH_THRESHOLD)
-    accepted = pairs.filter(
-        ((pl.col("match_weight") >= MATCH_THRESHOLD) | wage_ssn) & ~guard & ~via_nameless
-    )
+    # wage rows join persons on a valid SSN (the name guard aside), and only on it
+    wage_ssn = _wage_pair() & pl.col("ssn_exact")
+    # twins and household members: first names that differ outright link on the SSN only
+    twins = pl.col("first_names_differ") & ~pl.col("ssn_exact")
+    probable = (pl.col("match_weight") >= MATCH_THRESHOLD) & ~_wage_pair() & ~twins
+    accepted = _mutual_best_weak(pairs.filter((probable | wage_ssn) & ~guard & ~via_nameless))
     stats["scored_pairs"] = pairs.height
     stats["candidate_pairs"] = candidates
     # wage pairs agreeing on the SSN that the name guard kept apart
@@ -207,7 +229,7 @@ def link_year(
     # edges between variants: model, same local id, reviewer decisions
     model_edges = accepted.select(
         a="variant_l", b="variant_r", w="match_weight",
-        method=pl.when(wage_ssn).then(pl.lit("ssn")).otherwise(pl.lit("probabilistic")),
+        method=pl.when(_wage_pair()).then(pl.lit("ssn")).otherwise(pl.lit("probabilistic")),
     )  # fmt: skip
     pool = pl.concat([new.select(UNIQUE_ID, "id_space"), known.select(UNIQUE_ID, "id_space")])
     id_edges = (

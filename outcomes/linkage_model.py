@@ -404,7 +404,8 @@ def no_pairs() -> pl.DataFrame:
             "variant_l": pl.String, "variant_r": pl.String, "source_l": pl.String,
             "source_r": pl.String, **{f"mw_{c['output_column_name']}": pl.Float64
                                       for c in COMPARISONS},
-            "match_weight": pl.Float64, "ssn_exact": pl.Boolean, "names_compared": pl.Boolean,
+            "match_weight": pl.Float64, "ssn_exact": pl.Boolean,
+            "first_names_differ": pl.Boolean, "names_compared": pl.Boolean,
             "names_disagree": pl.Boolean,
         }
     )  # fmt: skip
@@ -424,6 +425,10 @@ def _names_disagree(pairs: pl.DataFrame, *variant_frames: pl.DataFrame) -> pl.Da
     sql = f"""
         SELECT p.variant_l, p.variant_r,
           coalesce(l.ssn = r.ssn, false) AS ssn_exact,
+          coalesce(jaro_winkler_similarity(l.first_name, r.first_name) < {t}
+            AND NOT list_has_any(l.first_forms, r.first_forms)
+            AND NOT (l.first_name = r.last_name AND l.last_name = r.first_name), false)
+            AS first_names_differ,
           coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
             AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL, false) AS names_compared,
           coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
