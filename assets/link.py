@@ -99,14 +99,22 @@ def _quality(result: "YearLinks", model: lm.Model, version: int) -> dict[str, dg
         (pl.col("k") > 1).mean().round(4).alias("share_linked_to_another_source"),
     ).sort("source", "org_id")
     params = model.parameters().with_columns(pl.col(pl.Float64).round(6))
+    # persons of this year's records by the sectors they appear in
+    sectors = links.group_by("person_key").agg(
+        (pl.col("source") != "services").any().alias("public"),
+        (pl.col("source") == "services").any().alias("nonprofit"),
+    )
+    both = sectors.filter(pl.col("public") & pl.col("nonprofit")).height
     return {
         "model_version": version,
         "match_threshold": lm.MATCH_THRESHOLD,
-        "comparisons": result.stats["scored_pairs"],
-        "candidate_pairs": result.stats.get("candidate_pairs", 0),
+        # candidate pairs the blocking rules gave, all scored by the model
+        "comparisons": result.stats["candidate_pairs"],
         "identity_variants_new": result.stats["new_variants"],
         "name_guarded_wage_pairs": result.stats["guarded_pairs"],
         "borderline_pairs": result.review.height,
+        "persons_in_both_sectors": both,
+        "cross_sector_overlap": round(both / max(1, sectors.filter("nonprofit").height), 4),
         "merges": result.merges.height,
         "splits": result.splits.height,
         "match_weight_histogram": dg.MetadataValue.md(_md(hist.rename({"w": "match weight from"}))),

@@ -75,3 +75,20 @@ def test_year_by_year_gives_the_keys_of_all_at_once(handmade: Materialized, tmp_
     merges = wh.read(PERSON_KEY_MERGES)
     assert resolve(before, merges).equals(_keys(wh).filter(pl.col("year") == 2014))
     assert wh.read(LINKAGE_MODEL_EVENTS).height == 1
+
+
+def test_linkage_quality_is_in_the_asset_metadata(sample: Materialized):
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(sample.root / "dagster_home"))
+    event = instance.get_latest_materialization_event(dg.AssetKey(RECORD_LINKS.name))
+    meta = event.asset_materialization.metadata
+    for key in ("model_version", "match_threshold", "comparisons", "name_guarded_wage_pairs",
+                "borderline_pairs", "cross_sector_overlap", "match_weight_histogram",
+                "cluster_sizes", "linked_share_by_partner", "model_parameters"):  # fmt: skip
+        assert key in meta, key
+    assert "m_probability" in meta["model_parameters"].value
+    assert 0 < meta["cross_sector_overlap"].value <= 1
+    # at most 50 candidate pairs per new identity variant (blocking stays near linear)
+    new = meta["identity_variants_new"].value
+    assert meta["comparisons"].value <= 50 * max(1, new)
