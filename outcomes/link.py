@@ -408,9 +408,9 @@ def _splits(
     return together.select(
         pl.col("b").alias(UNIQUE_ID),
         pl.col("kb").alias("old_key"),
-        person_keys(pl.lit("split|") + together.get_column("b"), secret).alias("new_key")
-        if together.height
-        else pl.lit(None, pl.String).alias("new_key"),
+        person_keys(together.select(pl.lit("split|") + pl.col("b")).to_series(), secret).alias(
+            "new_key"
+        ),
         pl.lit(year, pl.Int64).alias("year"),
         pl.lit("reviewer decision").alias("reason"),
     )

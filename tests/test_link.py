@@ -203,6 +203,27 @@ def test_reviewer_decisions_are_honoured_and_recorded():
     assert out.stats["decisions"] == 2
 
 
+def test_a_reviewer_separating_known_records_is_a_recorded_split():
+    rows = [
+        rec("spells", "dhs", 2019, "a", "P1", "Ann", "Lee", D(1980, 1, 2)),
+        rec("services", "np", 2019, "b", "C1", "Ann", "Lee", D(1980, 1, 2)),
+    ]
+    y19 = link(rows, year=2019)
+    old = keys(y19.links)
+    assert old["a"] == old["b"]
+    decisions = pl.DataFrame(
+        {"record_a": ["spells/dhs/a"], "record_b": ["services/np/b"], "decision": [MUST_NOT_LINK]}
+    )
+    y20 = link([rec("spells", "dhs", 2020, "c", "P1", "Ann", "Lee", D(1980, 1, 2))],
+               y19.registry, decisions=decisions)  # fmt: skip
+    assert y20.splits.select("old_key", "year", "reason").rows() == [
+        (old["a"], 2020, "reviewer decision")
+    ]
+    registry = dict(zip(y20.registry["record"], y20.registry["person_key"], strict=True))
+    assert registry["services/np/b"] == y20.splits["new_key"][0] != registry["spells/dhs/a"]
+    assert keys(y20.links)["c"] == old["a"]
+
+
 @pytest.mark.parametrize("n_new", [0, 1])
 def test_resolve_follows_chains_of_merges(n_new: int):
     merges = pl.DataFrame(
