@@ -113,6 +113,7 @@ def _quality(result: "YearLinks", model: lm.Model, version: int) -> dict[str, dg
         "identity_variants_new": result.stats["new_variants"],
         "name_guarded_wage_pairs": result.stats["guarded_pairs"],
         "borderline_pairs": result.review.height,
+        "reviewer_decisions_applied": result.stats["decisions"],
         "persons_in_both_sectors": both,
         "cross_sector_overlap": round(both / max(1, sectors.filter("nonprofit").height), 4),
         "merges": result.merges.height,
