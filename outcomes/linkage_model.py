@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import polars as pl
 
 UNIQUE_ID = "variant"
+DUCKDB_MEMORY_LIMIT = "5GB"  # Splink's DuckDB spills past this
 # identity columns a variant carries into the model (and the registry)
 VARIANT_COLUMNS: dict[str, pl.DataType] = {
     "variant": pl.String(),
@@ -264,6 +266,10 @@ def _db():
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     con.execute("SET preserve_insertion_order = false")
+    # DuckDB would take 80% of the machine; past this it spills to disk instead
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    spill = Path(tempfile.gettempdir()) / "outcomes-duckdb"
+    con.execute(f"SET temp_directory = '{spill}'")
     return DuckDBAPI(connection=con)
 
 
