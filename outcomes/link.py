@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -491,14 +490,3 @@ def redelivery_splits(
 
 def empty_registry() -> pl.DataFrame:
     return pl.DataFrame(schema=REGISTRY_SCHEMA)
-
-
-def records_linked_share(links: pl.DataFrame, groups: Iterable[str]) -> pl.DataFrame:
-    """Share of records whose person also has another record, per group (quality metadata)."""
-    sizes = links.group_by("person_key").len("n")
-    return (
-        links.join(sizes, on="person_key")
-        .group_by(*groups)
-        .agg(pl.len().alias("records"), (pl.col("n") > 1).mean().alias("linked_share"))
-        .sort(*groups)
-    )
