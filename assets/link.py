@@ -63,12 +63,15 @@ def read_decisions(root: Path) -> pl.DataFrame:
     return pl.read_csv(path, schema_overrides=DECISIONS_SCHEMA).select(list(DECISIONS_SCHEMA))
 
 
-def model_for(wh: Warehouse, year: int, log: dg.DagsterLogManager) -> tuple[int, lm.Model]:
-    """The warehouse's current model; on a warehouse with none, one trained on this year."""
+def model_for(
+    wh: Warehouse, year: int, recs: pl.DataFrame, log: dg.DagsterLogManager
+) -> tuple[int, lm.Model]:
+    """The warehouse's current model; on a warehouse with none, one trained on this year's
+    records (`recs`, as `variants_of` gives them)."""
     version = lm.current_version(wh.root)
     if version is not None:
         return version, lm.Model.load(lm.model_dir(wh.root, version))
-    variants = variants_of(year_identities(wh, year)).unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
+    variants = recs.unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
     version, model = lm.train_version(wh, variants, f"no model in the warehouse: trained on {year}")
     log.info(
         f"the warehouse had no linkage model: trained version {version} on "
@@ -77,7 +80,7 @@ def model_for(wh: Warehouse, year: int, log: dg.DagsterLogManager) -> tuple[int,
     return version, model
 
 
-def _quality(result: "YearLinks", model: lm.Model, version: int) -> dict[str, dg.MetadataValue]:
+def _quality(result: YearLinks, model: lm.Model, version: int) -> dict[str, dg.MetadataValue]:
     """What evaluators see of linkage: counts and distributions, never an identifier."""
     links = result.links
     weights = result.pairs.get_column("match_weight")
@@ -152,11 +155,12 @@ def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     year = partition_year(context)
     wh = outcomes.warehouse
     check_key_fingerprint(wh.root, outcomes.linkage_key)  # a warehouse keeps one key
-    version, model = model_for(wh, year, context.log)
+    recs = variants_of(year_identities(wh, year))  # read and normalised once
+    version, model = model_for(wh, year, recs, context.log)
     registry = wh.read(IDENTITY_REGISTRY)
     before = wh.read(RECORD_LINKS, [year])
     result = link_year(
-        year_identities(wh, year), registry, model, outcomes.linkage_key, year,
+        recs, registry, model, outcomes.linkage_key, year,
         read_decisions(wh.root),
     )  # fmt: skip
     # a re-run keeps the merges this year caused before; a changed record is a recorded split

@@ -37,13 +37,15 @@ def _child(warehouse: str, state: str, year: int) -> dict:
     from outcomes.warehouse import Warehouse
 
     wh, st = Warehouse(warehouse), Path(state)
-    records = identities(
-        *(wh.scan(staged_table(SOURCES[n]), [year]) for n in ("spells", "wages", "services"))
+    records = variants_of(
+        identities(
+            *(wh.scan(staged_table(SOURCES[n]), [year]) for n in ("spells", "wages", "services"))
+        )
     )
     t0 = time.perf_counter()
     out: dict = {"year": year}
     if not (st / "model" / "model.json").exists():
-        variants = variants_of(records).unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
+        variants = records.unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
         model = lm.train(variants)
         model.save(st / "model")
         out["train_s"] = time.perf_counter() - t0

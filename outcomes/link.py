@@ -182,15 +182,15 @@ def _weight_to_probability(w: pl.Expr) -> pl.Expr:
 
 
 def link_year(
-    records: pl.LazyFrame,
+    recs: pl.DataFrame,
     registry: pl.DataFrame,
     model: Model,
     secret: str,
     year: int,
     decisions: pl.DataFrame | None = None,
 ) -> YearLinks:
-    """Link year `year`'s records against the registry; see the module docstring."""
-    recs = variants_of(records)
+    """Link year `year`'s records (as `variants_of` gives them) against the registry; see
+    the module docstring."""
     var = (
         recs.sort("record")
         .unique(UNIQUE_ID, keep="first", maintain_order=True)
@@ -315,17 +315,21 @@ def _persons(
             e.select(node="nb"),
         ]
     ).unique()
-    ranks = involved.sort("node").with_row_index("id", offset=0)
-    ids = ranks.with_columns(pl.col("id").cast(pl.Int64))
+    # components work on integers: each node its rank
+    ids = involved.sort("node").with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
     int_edges = (
-        e.join(ids.rename({"node": "na", "id": "a_id"}), on="na")
-        .join(ids.rename({"node": "nb", "id": "b_id"}), on="nb")
-        .select(a="a_id", b="b_id")
+        e.select("na", "nb")
+        .join(ids.rename({"node": "na", "id": "a"}), on="na")
+        .join(ids.rename({"node": "nb", "id": "b"}), on="nb")
+        .select("a", "b")
     )
     loops = ids.select(a="id", b="id")
-    comp = components(pl.concat([int_edges, loops])).join(
-        ids.rename({"id": "node_id"}), left_on="node", right_on="node_id"
-    ).select(pl.col("node_right").alias("node"), "label")
+    comp = (
+        components(pl.concat([int_edges, loops]))
+        .rename({"node": "id"})
+        .join(ids, on="id")
+        .select("node", "label")
+    )
     comp = comp.with_columns(
         pl.when(pl.col("node").str.starts_with("K:"))
         .then(pl.col("node").str.slice(2))
@@ -391,11 +395,11 @@ def _splits(
 ) -> pl.DataFrame:
     """A must-not-link pair that still shares a person: the variant `b` leaves with a new key."""
     if forbid.is_empty():
-        return pl.DataFrame(schema={**SPLITS_SCHEMA, UNIQUE_ID: pl.String})
+        return _no_splits()
     current = _resolve_registry(
         pl.concat([known, keyed.select(list(REGISTRY_SCHEMA))], how="vertical_relaxed"),
         merges,
-        pl.DataFrame(schema={**SPLITS_SCHEMA, UNIQUE_ID: pl.String}),
+        _no_splits(),
     ).select(UNIQUE_ID, "person_key")
     together = (
         forbid.join(current.rename({UNIQUE_ID: "a", "person_key": "ka"}), on="a")
@@ -413,6 +417,10 @@ def _splits(
         pl.lit(year, pl.Int64).alias("year"),
         pl.lit("reviewer decision").alias("reason"),
     )
+
+
+def _no_splits() -> pl.DataFrame:
+    return pl.DataFrame(schema={**SPLITS_SCHEMA, UNIQUE_ID: pl.String})
 
 
 def _resolve_registry(

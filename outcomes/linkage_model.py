@@ -12,14 +12,22 @@ variant, and a year is scored against the registry's variants, not its records.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import math
+import os
+import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from outcomes.schema import LINKAGE_MODEL_EVENTS
+from outcomes.warehouse import Warehouse
 
 UNIQUE_ID = "variant"
 DUCKDB_MEMORY_LIMIT = "5GB"  # Splink's DuckDB spills past this
@@ -468,11 +476,6 @@ def current_version(warehouse_root: Path) -> int | None:
 
 def save_new_version(warehouse_root: Path, model: Model) -> tuple[int, str]:
     """Write the model as the next version (written beside, then renamed); its sha256."""
-    import hashlib
-    import os
-    import shutil
-    import uuid
-
     version = (current_version(warehouse_root) or 0) + 1
     target = model_dir(warehouse_root, version)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
@@ -485,12 +488,8 @@ def save_new_version(warehouse_root: Path, model: Model) -> tuple[int, str]:
     return version, digest
 
 
-def train_version(warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, Model]:
+def train_version(warehouse: Warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, Model]:
     """Train a model, save it as the warehouse's next version and record the event."""
-    import datetime as dt
-
-    from outcomes.schema import LINKAGE_MODEL_EVENTS
-
     model = train(variants)
     version, digest = save_new_version(warehouse.root, model)
     event = pl.DataFrame(
