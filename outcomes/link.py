@@ -41,6 +41,7 @@ from outcomes.normalise import identity_columns
 from outcomes.schema import Table, Zone
 
 MAX_ROUNDS = 100
+IDENTITY_FIELDS = ("first_name", "last_name", "birth_date", "sex", "zip", "ssn", "county_fips")
 KEY_HEX_CHARS = 32  # 128 bits of the HMAC: ample against collisions, short to read
 SECTOR_OF = {"spells": "public", "wages": "public", "services": "nonprofit"}
 # what record_links.match_method says, strongest first
@@ -156,12 +157,19 @@ def _guarded() -> pl.Expr:
     return _wage_pair() & pl.col("names_disagree")
 
 
-def _mutual_best_weak(accepted: pl.DataFrame) -> pl.DataFrame:
-    """A weak link (neither birth date nor SSN agrees: names and address only) is kept only
-    where each side is the other's best weak match, so that a record with a name and an
-    address alone joins one person, never two household members with similar names."""
-    strong = (pl.col("mw_birth_date") > 0) | (pl.col("mw_ssn") > 0)
-    weak = accepted.filter(~strong)
+def _weak() -> pl.Expr:
+    """Neither birth date nor SSN agrees: names and an address only."""
+    return ~((pl.col("mw_birth_date") > 0) | (pl.col("mw_ssn") > 0))
+
+
+def _mutual_best_weak(accepted: pl.DataFrame, person_of: pl.DataFrame) -> pl.DataFrame:
+    """A weak link is kept only where each side is the other's best weak match, so that a
+    record with a name and an address alone joins one person, never two household members
+    with similar names (a best match shared by two persons is no link).
+
+    `person_of`: variant and person (a known variant's person key; a new variant itself).
+    """
+    weak = accepted.filter(_weak())
     if weak.is_empty():
         return accepted
     ends = pl.concat(
@@ -169,12 +177,50 @@ def _mutual_best_weak(accepted: pl.DataFrame) -> pl.DataFrame:
             weak.select(v="variant_l", o="variant_r", w="match_weight"),
             weak.select(v="variant_r", o="variant_l", w="match_weight"),
         ]
-    )
-    best = ends.sort("w", "o", descending=[True, False]).group_by("v").first()
+    ).join(person_of.rename({UNIQUE_ID: "o"}), on="o", how="left")
+    top = ends.filter(pl.col("w") == pl.col("w").max().over("v"))
+    best = top.filter(pl.col("person").n_unique().over("v") == 1).select("v", "o")
     mutual = weak.join(
         best.select(variant_l="v", variant_r="o"), on=["variant_l", "variant_r"], how="semi"
     ).join(best.select(variant_r="v", variant_l="o"), on=["variant_l", "variant_r"], how="semi")
-    return pl.concat([accepted.filter(strong), mutual])
+    return pl.concat([accepted.filter(~_weak()), mutual])
+
+
+def _without_conflicting_weak(
+    accepted: pl.DataFrame, new: pl.DataFrame, known: pl.DataFrame
+) -> pl.DataFrame:
+    """A weak link never joins two sides whose persons show different birth dates (or
+    different SSNs): a name and an address must not bridge two persons that the strong
+    identifiers keep apart, across years as within one."""
+    weak = accepted.filter(_weak())
+    if weak.is_empty():
+        return accepted
+    # each side's evidence: a known variant speaks for its whole person, a new one for itself
+    public = known.filter(pl.col("source") != "wages")
+    person = public.group_by("person_key").agg(
+        dobs=pl.col("birth_date").drop_nulls().unique(), ssns=pl.col("ssn").drop_nulls().unique()
+    )
+    known_ev = known.select(UNIQUE_ID, "person_key").join(person, on="person_key", how="left")
+    new_ev = new.select(
+        UNIQUE_ID,
+        dobs=pl.concat_list(pl.col("birth_date")).list.drop_nulls(),
+        ssns=pl.concat_list(pl.col("ssn")).list.drop_nulls(),
+    )
+    ev = pl.concat([new_ev, known_ev.drop("person_key")], how="vertical_relaxed").unique(UNIQUE_ID)
+
+    def side(s: str) -> pl.DataFrame:
+        return ev.rename({UNIQUE_ID: f"variant_{s}", "dobs": f"dobs_{s}", "ssns": f"ssns_{s}"})
+
+    def differ(c: str) -> pl.Expr:
+        both = (pl.col(f"{c}_l").list.len() > 0) & (pl.col(f"{c}_r").list.len() > 0)
+        common = pl.col(f"{c}_l").list.set_intersection(pl.col(f"{c}_r")).list.len() > 0
+        return (both & ~common).fill_null(False)
+
+    checked = weak.join(side("l"), on="variant_l", how="left").join(
+        side("r"), on="variant_r", how="left"
+    )
+    kept = checked.filter(~differ("dobs") & ~differ("ssns")).select(weak.columns)
+    return pl.concat([accepted.filter(~_weak()), kept])
 
 
 def _weight_to_probability(w: pl.Expr) -> pl.Expr:
@@ -217,8 +263,24 @@ def link_year(
     wage_ssn = _wage_pair() & pl.col("ssn_exact")
     # twins and household members: first names that differ outright link on the SSN only
     twins = pl.col("first_names_differ") & ~pl.col("ssn_exact")
-    probable = (pl.col("match_weight") >= MATCH_THRESHOLD) & ~_wage_pair() & ~twins
-    accepted = _mutual_best_weak(pairs.filter((probable | wage_ssn) & ~guard & ~via_nameless))
+    # two valid SSNs that differ (not by a transposition) link only where birth dates agree
+    ssn_conflict = (pl.col("mw_ssn") < 0) & ~(pl.col("mw_birth_date") > 0)
+    probable = (pl.col("match_weight") >= MATCH_THRESHOLD) & ~_wage_pair() & ~twins & ~ssn_conflict
+    # who a candidate is: a known variant's person; a new variant's identity (the same
+    # identity under two sources is one candidate)
+    identity = pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("") for c in IDENTITY_FIELDS], separator="|"
+    )
+    person_of = pl.concat(
+        [new.select(UNIQUE_ID, person=identity), known.select(UNIQUE_ID, person="person_key")]
+    )
+    accepted = _without_conflicting_weak(
+        _mutual_best_weak(
+            pairs.filter((probable | wage_ssn) & ~guard & ~via_nameless), person_of
+        ),
+        new,
+        known,
+    )
     stats["scored_pairs"] = pairs.height
     stats["candidate_pairs"] = candidates
     # wage pairs agreeing on the SSN that the name guard kept apart

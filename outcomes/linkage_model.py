@@ -62,6 +62,9 @@ M_FLOOR, U_FLOOR = 1e-4, 1e-7
 GUARD_JARO_WINKLER = 0.8
 
 
+SWAPPED = "swapped with the other name"
+
+
 def _jw(col: str, threshold: float) -> str:
     return f'jaro_winkler_similarity("{col}_l", "{col}_r") >= {threshold}'
 
@@ -73,7 +76,7 @@ def _name_comparison(col: str, other: str, extra: list[dict[str, Any]]) -> dict[
         {"sql_condition": f'"{col}_l" = "{col}_r"', "label_for_charts": "exact",
          "tf_adjustment_column": col, "tf_adjustment_weight": 1.0},
         {"sql_condition": f'"{col}_l" = "{other}_r" AND "{other}_l" = "{col}_r"',
-         "label_for_charts": "swapped with the other name"},
+         "label_for_charts": SWAPPED},
         *extra,
         {"sql_condition": _jw(col, 0.92), "label_for_charts": "Jaro-Winkler >= 0.92"},
         {"sql_condition": _jw(col, 0.80), "label_for_charts": "Jaro-Winkler >= 0.80"},
@@ -164,7 +167,7 @@ EM_BLOCKS = [
 START_MU: dict[str, list[tuple[float, float]]] = {
     "first_name": [(0.90, 0.01), (0.002, 1e-5), (0.04, 0.002), (0.03, 0.003), (0.02, 0.02),
                    (0.008, 0.965)],
-    "last_name": [(0.90, 0.005), (0.002, 1e-5), (0.04, 0.001), (0.03, 0.003), (0.02, 0.02),
+    "last_name": [(0.90, 0.005), (1e-5, 1e-5), (0.04, 0.001), (0.03, 0.003), (0.02, 0.02),
                   (0.008, 0.971)],
     "birth_date": [(0.90, 0.0005), (0.03, 1e-5), (0.03, 0.001), (0.02, 1e-4), (0.02, 0.9984)],
     "sex": [(0.97, 0.5), (0.03, 0.5)],
@@ -342,7 +345,7 @@ def train(variants: pl.DataFrame) -> Model:
             good = linker.misc.save_model_to_json()
         except ValueError:
             linker = linker_from(good)
-    return Model(_with_floors(good), tfs, sample.height)
+    return Model(_swap_counted_once(_with_floors(good)), tfs, sample.height)
 
 
 def _with_floors(model: dict[str, Any]) -> dict[str, Any]:
@@ -356,6 +359,22 @@ def _with_floors(model: dict[str, Any]) -> dict[str, Any]:
             total = sum(lv[p] for lv in levels)
             for lv in levels:
                 lv[p] = lv[p] / total
+    return model
+
+
+SWAP_COUNTED_IN = "first_name"  # names swapped: one piece of evidence, weighed once
+
+
+def _swap_counted_once(model: dict[str, Any]) -> dict[str, Any]:
+    """First and last name swapped shows in both name comparisons; it is one observation,
+    so the other comparison's swapped level weighs nothing (m = u): counted twice it would
+    outweigh a birth date that disagrees."""
+    for comp in model["comparisons"]:
+        name = comp["output_column_name"]
+        if name in TF_COLUMNS and name != SWAP_COUNTED_IN:
+            for lv in comp["comparison_levels"]:
+                if lv["label_for_charts"] == SWAPPED:
+                    lv["m_probability"] = lv["u_probability"]
     return model
 
 
