@@ -17,6 +17,7 @@ import dagster as dg
 import polars as pl
 
 from assets.validate import suite_parameters
+from outcomes.charts import markdown_rows
 from outcomes.ingest import LandingError, discover, read_header
 from outcomes.schema import (
     REFERENCE,
@@ -50,9 +51,7 @@ def data_docs_dir(wh: Warehouse, source: Source):
 
 
 def _md_table(header: list[str], rows: list[list[object]]) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown_rows(header, rows))
 
 
 def quarantine_summary(quarantine: pl.DataFrame) -> dict[str, dg.MetadataValue]:

@@ -14,13 +14,16 @@ import polars as pl
 
 from assets.common import partition_year, table_spec
 from outcomes import linkage_model as lm
+from outcomes.charts import bar_chart_markdown, markdown_table
 from outcomes.integrate import identities
 from outcomes.link import (
     DECISIONS_SCHEMA,
     IDENTITY_REGISTRY,
+    Relinked,
     YearLinks,
     link_year,
     redelivery_splits,
+    relink,
     resolve,
     variants_of,
 )
@@ -121,16 +124,21 @@ def _quality(result: YearLinks, model: lm.Model, version: int) -> dict[str, dg.M
         "cross_sector_overlap": round(both / max(1, sectors.filter("nonprofit").height), 4),
         "merges": result.merges.height,
         "splits": result.splits.height,
-        "match_weight_histogram": dg.MetadataValue.md(_md(hist.rename({"w": "match weight from"}))),
-        "cluster_sizes": dg.MetadataValue.md(_md(sizes.sort("records"))),
-        "linked_share_by_partner": dg.MetadataValue.md(_md(per_org)),
-        "model_parameters": dg.MetadataValue.md(_md(params)),
-    }
-
-
-def _md(df: pl.DataFrame) -> str:
-    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * df.width + "\n"
-    return head + "".join("| " + " | ".join(map(str, r)) + " |\n" for r in df.iter_rows())
+        "match_weight_histogram": dg.MetadataValue.md(bar_chart_markdown(
+            hist.rename({"w": "match weight from"}), "match weight from", "pairs",
+            "Scored pairs by match weight", log_y=True,
+        )),
+        "cluster_sizes": dg.MetadataValue.md(bar_chart_markdown(
+            sizes.sort("records"), "records", "persons", "Persons by records linked", log_y=True
+        )),
+        "linked_share_by_partner": dg.MetadataValue.md(bar_chart_markdown(
+            per_org.with_columns(pl.concat_str("source", "org_id", separator="/").alias("partner"))
+            .select("partner", "records", "share_linked_to_another_source"),
+            "partner", "share_linked_to_another_source",
+            "Share of records linked to another source",
+        )),
+        "model_parameters": dg.MetadataValue.md(markdown_table(params)),
+    }  # fmt: skip
 
 
 _STAGED = [dg.AssetDep(f"staged_{n}") for n in LINKED_SOURCES]
@@ -185,3 +193,32 @@ def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     yield written(PERSON_KEY_SPLITS, splits.height, wh.write(PERSON_KEY_SPLITS, splits, year))
     review = result.review.with_columns(pl.lit(year, pl.Int64).alias("year"))
     yield written(LINKAGE_REVIEW, review.height, wh.write(LINKAGE_REVIEW, review, year))
+
+
+def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:
+    """Link the warehouse's whole history again with model `version` (on request only:
+    `outcomes linkage train --relink`), writing every year's record links, the registry,
+    and each key change as a merge or split of the latest year; the event is recorded."""
+    check_key_fingerprint(wh.root, secret)
+    years = wh.years(RECORD_LINKS)
+    if not years:
+        raise ValueError("nothing to re-link: the warehouse has no record links yet")
+    model = lm.Model.load(lm.model_dir(wh.root, version))
+    old = resolve(wh.read(RECORD_LINKS), wh.read(PERSON_KEY_MERGES))
+    reason = f"re-linked with model v{version:04d}"
+    by_year = {y: variants_of(year_identities(wh, y)) for y in years}
+    out = relink(by_year, old, model, secret, reason, read_decisions(wh.root))
+    last = years[-1]
+    for y in years:
+        wh.write(RECORD_LINKS, out.links.filter(pl.col("year") == y), y)
+    merges = pl.concat([wh.read(PERSON_KEY_MERGES, [last]), out.merges]).unique()
+    splits = pl.concat([wh.read(PERSON_KEY_SPLITS, [last]), out.splits]).unique()
+    wh.write(PERSON_KEY_MERGES, merges.sort("retired_key"), last)
+    wh.write(PERSON_KEY_SPLITS, splits.sort("old_key", "new_key"), last)
+    wh.write(IDENTITY_REGISTRY, out.registry)
+    lm.record_event(
+        wh, version, "relinked",
+        f"{out.changed_records} records changed key: {out.merges.height} merges, "
+        f"{out.splits.height} splits",
+    )  # fmt: skip
+    return out

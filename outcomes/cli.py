@@ -54,6 +54,17 @@ def _settings(landing: Path, warehouse: Path, demo: bool = False) -> Settings:
         raise  # not reached: _refused exits
 
 
+def _linkage_key() -> str:
+    """The linkage key from the environment; a missing or weak one refuses the command."""
+    from outcomes.secret import validate_linkage_key
+
+    try:
+        return validate_linkage_key(os.environ.get(ENV_LINKAGE_KEY))
+    except LinkageKeyError as e:
+        _refused(e)
+        raise  # not reached: _refused exits
+
+
 @contextmanager
 def _without(*names: str) -> Iterator[None]:
     """These environment variables unset for a while."""
@@ -190,10 +201,15 @@ def linkage() -> None:
 @linkage.command("train")
 @click.option("--warehouse-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--reason", default="retrained on purpose", show_default=True)
-def linkage_train(warehouse_dir: Path, reason: str) -> None:
+@click.option("--relink", is_flag=True,
+              help="Also link every year again with the new model, recording each key change.")
+def linkage_train(warehouse_dir: Path, reason: str, relink: bool) -> None:
     """Train a new model version on every identity variant the registry knows.
 
-    Later runs score with the new version; the keys already given stay as they are.
+    Later runs score with the new version; the keys already given stay as they are,
+    unless --relink links the whole history again (needs OUTCOMES_LINKAGE_KEY): each
+    person keeps the old key most of its records had, and every record that changes
+    key is a row of person_key_merges or person_key_splits.
     """
     from outcomes import linkage_model as lm
     from outcomes.link import IDENTITY_REGISTRY
@@ -205,8 +221,21 @@ def linkage_train(warehouse_dir: Path, reason: str) -> None:
         click.secho("no identity registry in that warehouse: run `outcomes run` first",
                     fg="red", err=True)  # fmt: skip
         sys.exit(1)
+    key = _linkage_key() if relink else None
     version, model = lm.train_version(wh, variants, reason)
     click.echo(f"linkage model version {version} trained on {model.trained_on:,} variants")
+    if key is not None:
+        from assets.link import relink_warehouse
+
+        try:
+            out = relink_warehouse(wh, key, version)
+        except LinkageKeyError as e:
+            _refused(e)
+        click.echo(
+            f"re-linked every year: {out.changed_records:,} records changed key "
+            f"({out.merges.height:,} merges, {out.splits.height:,} splits recorded); "
+            "run `outcomes run` to rebuild the tables made from the links"
+        )
 
 
 @main.command()

@@ -196,6 +196,10 @@ def _without_conflicting_weak(
     if weak.is_empty():
         return accepted
     # each side's evidence: a known variant speaks for its whole person, a new one for itself
+    # (only the persons these links touch are read: the cost stays that of the year)
+    ends = pl.concat([weak.select(v="variant_l"), weak.select(v="variant_r")]).get_column("v")
+    touched = known.filter(pl.col(UNIQUE_ID).is_in(ends.implode())).get_column("person_key")
+    known = known.filter(pl.col("person_key").is_in(touched.unique().implode()))
     public = known.filter(pl.col("source") != "wages")
     person = public.group_by("person_key").agg(
         dobs=pl.col("birth_date").drop_nulls().unique(), ssns=pl.col("ssn").drop_nulls().unique()
@@ -271,8 +275,14 @@ def link_year(
     identity = pl.concat_str(
         [pl.col(c).cast(pl.String).fill_null("") for c in IDENTITY_FIELDS], separator="|"
     )
+    scored = pl.concat([pairs.select(v="variant_l"), pairs.select(v="variant_r")])
     person_of = pl.concat(
-        [new.select(UNIQUE_ID, person=identity), known.select(UNIQUE_ID, person="person_key")]
+        [
+            new.select(UNIQUE_ID, person=identity),
+            known.join(scored.unique(), left_on=UNIQUE_ID, right_on="v", how="semi").select(
+                UNIQUE_ID, person="person_key"
+            ),
+        ]
     )
     accepted = _without_conflicting_weak(
         _mutual_best_weak(
@@ -560,3 +570,89 @@ def redelivery_splits(
 
 def empty_registry() -> pl.DataFrame:
     return pl.DataFrame(schema=REGISTRY_SCHEMA)
+
+
+@dataclass
+class Relinked:
+    """History linked again with another model, old keys carried over where they fit."""
+
+    links: pl.DataFrame  # every year's records with their keys (RECORD_LINKS rows)
+    registry: pl.DataFrame
+    merges: pl.DataFrame  # old keys whose persons the new model joins
+    splits: pl.DataFrame  # records that leave their old key
+    changed_records: int
+
+
+def relink(
+    records_by_year: dict[int, pl.DataFrame],
+    old_links: pl.DataFrame,
+    model: Model,
+    secret: str,
+    reason: str,
+    decisions: pl.DataFrame | None = None,
+) -> Relinked:
+    """Link every year again, from an empty registry, and keep each person's old key where
+    the new model keeps the person: a new person takes the old key that most of its records
+    had (each old key goes to the person holding most of its records, on a tie the one with
+    the earliest record); other old keys it
+    absorbs are merges, and records that leave their old key are splits.
+
+    `old_links`: the records' current keys, resolved through every merge.
+    """
+    registry, links, merges = empty_registry(), [], []
+    for year in sorted(records_by_year):
+        r = link_year(records_by_year[year], registry, model, secret, year, decisions)
+        registry, links, merges = r.registry, [*links, r.links], [*merges, r.merges]
+    last = max(records_by_year)
+    on = ["source", "org_id", "year", "record_id"]
+    fresh = resolve(pl.concat(links), pl.concat(merges))
+    both = fresh.rename({"person_key": "new"}).join(
+        old_links.select(*on, old="person_key"), on=on, how="left"
+    )
+    # ties go to the person holding the earliest record (year, source, org, record id)
+    first = pl.concat_str(pl.col("year").cast(pl.String), record_ref(), separator="/")
+    counts = both.drop_nulls("old").group_by("new", "old").agg(n=pl.len(), first=first.min())
+    owner = counts.sort(["n", "first"], descending=[True, False]).unique(
+        "old", keep="first", maintain_order=True
+    )
+    chosen = owner.sort(["n", "old"], descending=[True, False]).unique(
+        "new", keep="first", maintain_order=True
+    )
+    final = (
+        both.select("new").unique()
+        .join(chosen.select("new", kept="old"), on="new", how="left")
+        .select("new", final=pl.coalesce("kept", "new"))
+    )  # fmt: skip
+    new_merges = (
+        owner.join(chosen.select("new", surviving_key="old"), on="new")
+        .filter(pl.col("old") != pl.col("surviving_key"))
+        .select(retired_key="old", surviving_key="surviving_key", year=pl.lit(last, pl.Int64))
+        .sort("retired_key")
+    )
+    placed = both.join(final, on="new")
+    old_now = resolve(placed.select(*on, person_key="old").drop_nulls("person_key"), new_merges)
+    moved = placed.join(old_now.rename({"person_key": "old_now"}), on=on).filter(
+        pl.col("old_now") != pl.col("final")
+    )
+    new_splits = (
+        moved.select(old_key="old_now", new_key="final", year=pl.lit(last, pl.Int64),
+                     reason=pl.lit(reason))
+        .unique()
+        .sort("old_key", "new_key")
+    )  # fmt: skip
+    keyed_links = (
+        pl.concat(links)
+        .join(fresh.select(*on, "person_key"), on=on, suffix="_fresh")
+        .join(final, left_on="person_key_fresh", right_on="new")
+        .with_columns(pl.col("final").alias("person_key"))
+        .select(pl.concat(links).columns)
+        .sort("source", "org_id", "record_id")
+    )
+    keyed_registry = (
+        resolve(registry, pl.concat(merges))
+        .join(final, left_on="person_key", right_on="new")
+        .with_columns(pl.col("final").alias("person_key"))
+        .select(list(REGISTRY_SCHEMA))
+        .sort(UNIQUE_ID)
+    )
+    return Relinked(keyed_links, keyed_registry, new_merges, new_splits, moved.height)

@@ -511,16 +511,33 @@ def train_version(warehouse: Warehouse, variants: pl.DataFrame, reason: str) -> 
     """Train a model, save it as the warehouse's next version and record the event."""
     model = train(variants)
     version, digest = save_new_version(warehouse.root, model)
-    event = pl.DataFrame(
+    event = "trained" if version == 1 else "retrained"
+    record_event(warehouse, version, event, reason, model.trained_on, digest)
+    return version, model
+
+
+def record_event(
+    warehouse: Warehouse,
+    version: int,
+    event: str,
+    reason: str,
+    trained_on: int | None = None,
+    digest: str | None = None,
+) -> None:
+    """A row of linkage_model_events: a model changed or was applied to history, never silently."""
+    if digest is None:
+        model_file = model_dir(warehouse.root, version) / "model.json"
+        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+        trained_on = json.loads(model_file.read_text())["trained_on"]
+    row = pl.DataFrame(
         {
             "version": [version],
-            "event": ["trained" if version == 1 else "retrained"],
+            "event": [event],
             "at": [dt.datetime.now(dt.UTC)],
-            "trained_on": [model.trained_on],
+            "trained_on": [trained_on],
             "model_sha256": [digest],
             "reason": [reason],
         }
     )
-    events = pl.concat([warehouse.read(LINKAGE_MODEL_EVENTS), event], how="vertical_relaxed")
+    events = pl.concat([warehouse.read(LINKAGE_MODEL_EVENTS), row], how="vertical_relaxed")
     warehouse.write(LINKAGE_MODEL_EVENTS, events)
-    return version, model

@@ -274,7 +274,8 @@ LINKAGE_MODEL_EVENTS = Table(
     Zone.RESTRICTED,
     {"version": INT, "event": S, "at": TS, "trained_on": INT, "model_sha256": S, "reason": S},
     by_year=False,
-    description="Every linkage model trained or retrained: a changed model is never silent.",
+    description="Every linkage model trained or retrained, and every re-link of history with"
+    " one: a changed model is never silent.",
 )
 
 SERVICE_SPELLS = Table(

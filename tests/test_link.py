@@ -228,3 +228,62 @@ def test_resolve_follows_chains_of_merges():
     )
     out = resolve(pl.DataFrame({"person_key": ["a", "b", "c", "d"]}), merges)
     assert out["person_key"].to_list() == ["c", "c", "c", "d"]
+
+
+def _strict_model() -> lm.Model:
+    """A model under which no pair is probable: only ids and SSNs join records."""
+    settings = {**lm.settings(), "probability_two_random_records_match": 1e-30}
+    return lm.Model(settings, MODEL.term_frequencies, 0)
+
+
+def _history(model: lm.Model) -> tuple[dict[int, pl.DataFrame], pl.DataFrame]:
+    by_year = {
+        2020: variants_of(records([
+            rec("spells", "dhs", 2020, "s1", "p1", "Robert", "Smith", D(1970, 3, 4), "123456789"),
+            rec("services", "np", 2020, "e1", "c1", "Bob", "Smith", D(1970, 3, 4)),
+        ])),
+        2021: variants_of(records([
+            rec("spells", "dhs", 2021, "s2", "p2", "Mary", "Jones", D(1985, 6, 7), "234567890"),
+        ])),
+    }  # fmt: skip
+    registry, links = empty_registry(), []
+    for year, recs in by_year.items():
+        r = link_year(recs, registry, model, KEY, year)
+        registry, links = r.registry, [*links, r.links]
+    return by_year, pl.concat(links)
+
+
+def test_relinking_with_the_same_model_changes_no_key():
+    from outcomes.link import relink
+
+    by_year, old = _history(MODEL)
+    again = relink(by_year, old, MODEL, KEY, "re-linked")
+    assert keys(again.links) == keys(old)
+    assert again.merges.is_empty() and again.splits.is_empty() and again.changed_records == 0
+    assert set(again.registry["person_key"]) == set(old["person_key"])
+
+
+def test_relinking_records_every_key_change_as_a_merge_or_split():
+    from outcomes.link import relink
+
+    by_year, old = _history(MODEL)
+    assert keys(old)["s1"] == keys(old)["e1"]  # the nickname links them
+    stricter = relink(by_year, old, _strict_model(), KEY, "re-linked with model v2")
+    new = keys(stricter.links)
+    assert new["s2"] == keys(old)["s2"] and new["e1"] != new["s1"]
+    # one record to a side: the earliest (services/np/e1 before spells/dhs/s1) keeps the key,
+    # the other leaves it, and says so
+    assert new["e1"] == keys(old)["e1"]
+    assert stricter.splits.select("old_key", "new_key", "reason").rows() == [
+        (keys(old)["s1"], new["s1"], "re-linked with model v2")
+    ]
+    assert stricter.merges.is_empty() and stricter.changed_records == 1
+    # and back: the looser model joins them again, the key more records had surviving
+    looser = relink(by_year, stricter.links, MODEL, KEY, "re-linked with model v3")
+    back = keys(looser.links)
+    assert back["s1"] == back["e1"] and back["s2"] == new["s2"]
+    assert looser.merges.height == 1 and looser.splits.is_empty()
+    m = looser.merges.row(0, named=True)
+    assert {m["retired_key"], m["surviving_key"]} == {new["s1"], new["e1"]}
+    assert back["s1"] == m["surviving_key"]
+    assert set(looser.registry["person_key"]) == set(back.values())

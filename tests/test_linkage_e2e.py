@@ -112,7 +112,40 @@ def test_linkage_quality_is_in_the_asset_metadata(sample: Materialized):
                 "cluster_sizes", "linked_share_by_partner", "model_parameters"):  # fmt: skip
         assert key in meta, key
     assert "m_probability" in meta["model_parameters"].value
+    for chart in ("match_weight_histogram", "cluster_sizes", "linked_share_by_partner"):
+        assert "](data:image/png;base64," in meta[chart].value, chart
     assert 0 < meta["cross_sector_overlap"].value <= 1
     # at most 50 candidate pairs per new identity variant (blocking stays near linear)
     new = meta["identity_variants_new"].value
     assert meta["comparisons"].value <= 50 * max(1, new)
+
+
+def test_retraining_with_relink_records_the_event_and_later_runs_keep_the_keys(
+    handmade: Materialized, tmp_path: Path, monkeypatch
+):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from outcomes.cli import main
+    from pipelines.runner import landing_years, run_all
+    from tests.conftest import TEST_KEY
+
+    shutil.copytree(handmade.warehouse.root, tmp_path / "warehouse")
+    wh = Warehouse(tmp_path / "warehouse")
+    before = _keys(wh)
+    args = ["linkage", "train", "--warehouse-dir", str(wh.root), "--relink"]
+    monkeypatch.delenv("OUTCOMES_LINKAGE_KEY", raising=False)
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code != 0 and lm.current_version(wh.root) == 1  # no key: nothing done
+    monkeypatch.setenv("OUTCOMES_LINKAGE_KEY", TEST_KEY)
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert "re-linked every year: 0 records changed key" in done.output
+    events = wh.read(LINKAGE_MODEL_EVENTS)
+    assert events["event"].to_list() == ["trained", "retrained", "relinked"]
+    assert _keys(wh).equals(before)
+    # a later run over the same landing zone scores with version 2 and moves no key
+    settings = replace(handmade.settings, warehouse_dir=wh.root)
+    run_all(settings, landing_years(settings), echo=lambda _: None)
+    assert _keys(wh).equals(before)

@@ -50,6 +50,8 @@ def leaks(values: set[str], ids: dict[str, set[str]]) -> dict[str, set[str]]:
 
 # 9 digits, dashes or single spaces optional, as a whole token (not part of a longer
 # number, an id, or the fraction of a float such as a timestamp)
+# an embedded chart: its pixels are not text; what it draws is in the table beside it
+DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
 FULL_SSN = re.compile(r"(?<![\w-])(?<!\d\.)\d{3}[- ]?\d{2}[- ]?\d{4}(?![\w-])(?!\.\d)")
 ISO_DATE = re.compile(r"(?<![\d-])\d{4}-\d{2}-\d{2}(?![\d-])")
 US_DATE = re.compile(r"(?<![\d/])\d{1,2}/\d{1,2}/\d{4}(?![\d/])")
@@ -97,6 +99,7 @@ def find_leaks(text: str, ids: dict[str, set[str]]) -> dict[str, set[str]]:
     names = ids["first_name"] | ids["last_name"]
     births = {d for d in map(_iso, ids["birth_date"]) if d}
 
+    text = DATA_URI.sub("data:image", text)
     found: dict[str, set[str]] = {}
 
     def add(kind: str, value: str) -> None:
@@ -261,6 +264,7 @@ ORDINARY = [
     "timestamp=1733000000.{ssn} elapsed {ssn}1 s",
     "run 4f{ssn}e2 step {ssn_dashed}-b",
     "counts {partial} {zip} {partial}-{zip}",
+    "![chart](data:image/png;base64,iVBORw0KGgo/{ssn}+{ssn_dashed}==)",  # an image's bytes
 ]
 
 
