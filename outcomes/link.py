@@ -167,7 +167,7 @@ def _mutual_best_weak(accepted: pl.DataFrame, person_of: pl.DataFrame) -> pl.Dat
     record with a name and an address alone joins one person, never two household members
     with similar names (a best match shared by two persons is no link).
 
-    `person_of`: variant and person (a known variant's person key; a new variant itself).
+    `person_of`: variant and person (a known variant's person key; a new variant's identity).
     """
     weak = accepted.filter(_weak())
     if weak.is_empty():
@@ -594,8 +594,8 @@ def relink(
     """Link every year again, from an empty registry, and keep each person's old key where
     the new model keeps the person: a new person takes the old key that most of its records
     had (each old key goes to the person holding most of its records, on a tie the one with
-    the earliest record); other old keys it
-    absorbs are merges, and records that leave their old key are splits.
+    the earliest record); other old keys it absorbs are merges, and records that leave
+    their old key are splits.
 
     `old_links`: the records' current keys, resolved through every merge.
     """
