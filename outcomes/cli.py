@@ -222,6 +222,13 @@ def linkage_train(warehouse_dir: Path, reason: str, relink: bool) -> None:
                     fg="red", err=True)  # fmt: skip
         sys.exit(1)
     key = _linkage_key() if relink else None
+    if key is not None:  # a key the warehouse was not built under: refused before training
+        from outcomes.secret import check_key_fingerprint
+
+        try:
+            check_key_fingerprint(wh.root, key)
+        except LinkageKeyError as e:
+            _refused(e)
     version, model = lm.train_version(wh, variants, reason)
     click.echo(f"linkage model version {version} trained on {model.trained_on:,} variants")
     if key is not None:

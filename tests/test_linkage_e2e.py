@@ -138,6 +138,9 @@ def test_retraining_with_relink_records_the_event_and_later_runs_keep_the_keys(
     monkeypatch.delenv("OUTCOMES_LINKAGE_KEY", raising=False)
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code != 0 and lm.current_version(wh.root) == 1  # no key: nothing done
+    monkeypatch.setenv("OUTCOMES_LINKAGE_KEY", "another-warehouse-key-0123456789abcdefgh")
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code != 0 and lm.current_version(wh.root) == 1  # not this one's key
     monkeypatch.setenv("OUTCOMES_LINKAGE_KEY", TEST_KEY)
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
