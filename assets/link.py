@@ -206,8 +206,10 @@ def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:
     model = lm.Model.load(lm.model_dir(wh.root, version))
     old = resolve(wh.read(RECORD_LINKS), wh.read(PERSON_KEY_MERGES))
     reason = f"re-linked with model v{version:04d}"
-    by_year = {y: variants_of(year_identities(wh, y)) for y in years}
-    out = relink(by_year, old, model, secret, reason, read_decisions(wh.root))
+    out = relink(
+        years, lambda y: variants_of(year_identities(wh, y)), old, model, secret, reason,
+        read_decisions(wh.root),
+    )  # fmt: skip
     last = years[-1]
     for y in years:
         wh.write(RECORD_LINKS, out.links.filter(pl.col("year") == y), y)
@@ -216,9 +218,6 @@ def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:
     wh.write(PERSON_KEY_MERGES, merges.sort("retired_key"), last)
     wh.write(PERSON_KEY_SPLITS, splits.sort("old_key", "new_key"), last)
     wh.write(IDENTITY_REGISTRY, out.registry)
-    lm.record_event(
-        wh, version, "relinked",
-        f"{out.changed_records} records changed key: {out.merges.height} merges, "
-        f"{out.splits.height} splits",
-    )  # fmt: skip
+    changes = f"{out.changed_records} records changed key: {out.merges.height} merges, "
+    lm.record_event(wh, version, "relinked", f"{changes}{out.splits.height} splits")
     return out

@@ -234,10 +234,7 @@ def linkage_train(warehouse_dir: Path, reason: str, relink: bool) -> None:
     if key is not None:
         from assets.link import relink_warehouse
 
-        try:
-            out = relink_warehouse(wh, key, version)
-        except LinkageKeyError as e:
-            _refused(e)
+        out = relink_warehouse(wh, key, version)  # the key was checked above
         click.echo(
             f"re-linked every year: {out.changed_records:,} records changed key "
             f"({out.merges.height:,} merges, {out.splits.height:,} splits recorded); "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -41,7 +42,12 @@ from outcomes.normalise import identity_columns
 from outcomes.schema import Table, Zone
 
 MAX_ROUNDS = 100
-IDENTITY_FIELDS = ("first_name", "last_name", "birth_date", "sex", "zip", "ssn", "county_fips")
+RECORD_COLUMNS = ["source", "org_id", "year", "record_id"]  # what names one record
+# what a person's identity is made of: a variant's columns but where it was seen
+IDENTITY_FIELDS = [
+    c for c in VARIANT_COLUMNS if c not in (UNIQUE_ID, "source", "id_space", "last_parts",
+                                            "first_forms")
+]  # fmt: skip
 KEY_HEX_CHARS = 32  # 128 bits of the HMAC: ample against collisions, short to read
 SECTOR_OF = {"spells": "public", "wages": "public", "services": "nonprofit"}
 # what record_links.match_method says, strongest first
@@ -334,7 +340,7 @@ def link_year(
         UNIQUE_ID, "person_key", "match_probability", "match_method"
     )
     links = (
-        recs.select("source", "org_id", "year", "record_id", UNIQUE_ID)
+        recs.select(*RECORD_COLUMNS, UNIQUE_ID)
         .join(variant_key, on=UNIQUE_ID, how="left")
         .drop(UNIQUE_ID)
         .sort("source", "org_id", "record_id")
@@ -584,7 +590,8 @@ class Relinked:
 
 
 def relink(
-    records_by_year: dict[int, pl.DataFrame],
+    years: list[int],
+    records_of: Callable[[int], pl.DataFrame],
     old_links: pl.DataFrame,
     model: Model,
     secret: str,
@@ -597,15 +604,15 @@ def relink(
     the earliest record); other old keys it absorbs are merges, and records that leave
     their old key are splits.
 
-    `old_links`: the records' current keys, resolved through every merge.
+    `records_of(year)`: that year's records as `variants_of` gives them (read one year at a
+    time); `old_links`: the records' current keys, resolved through every merge.
     """
     registry, links, merges = empty_registry(), [], []
-    for year in sorted(records_by_year):
-        r = link_year(records_by_year[year], registry, model, secret, year, decisions)
+    for year in sorted(years):
+        r = link_year(records_of(year), registry, model, secret, year, decisions)
         registry, links, merges = r.registry, [*links, r.links], [*merges, r.merges]
-    last = max(records_by_year)
-    on = ["source", "org_id", "year", "record_id"]
-    fresh = resolve(pl.concat(links), pl.concat(merges))
+    last, on, fresh_merges = max(years), RECORD_COLUMNS, pl.concat(merges)
+    fresh = resolve(pl.concat(links), fresh_merges)
     both = fresh.rename({"person_key": "new"}).join(
         old_links.select(*on, old="person_key"), on=on, how="left"
     )
@@ -640,19 +647,20 @@ def relink(
         .unique()
         .sort("old_key", "new_key")
     )  # fmt: skip
-    keyed_links = (
-        pl.concat(links)
-        .join(fresh.select(*on, "person_key"), on=on, suffix="_fresh")
-        .join(final, left_on="person_key_fresh", right_on="new")
-        .with_columns(pl.col("final").alias("person_key"))
-        .select(pl.concat(links).columns)
-        .sort("source", "org_id", "record_id")
+
+    def rekeyed(df: pl.DataFrame) -> pl.DataFrame:
+        """Fresh keys (resolved) replaced by the keys carried over."""
+        return (
+            resolve(df, fresh_merges)
+            .join(final, left_on="person_key", right_on="new")
+            .with_columns(pl.col("final").alias("person_key"))
+            .select(df.columns)
+        )
+
+    return Relinked(
+        rekeyed(pl.concat(links)).sort("source", "org_id", "record_id"),
+        rekeyed(registry).select(list(REGISTRY_SCHEMA)).sort(UNIQUE_ID),
+        new_merges,
+        new_splits,
+        moved.height,
     )
-    keyed_registry = (
-        resolve(registry, pl.concat(merges))
-        .join(final, left_on="person_key", right_on="new")
-        .with_columns(pl.col("final").alias("person_key"))
-        .select(list(REGISTRY_SCHEMA))
-        .sort(UNIQUE_ID)
-    )
-    return Relinked(keyed_links, keyed_registry, new_merges, new_splits, moved.height)

@@ -167,7 +167,7 @@ EM_BLOCKS = [
 START_MU: dict[str, list[tuple[float, float]]] = {
     "first_name": [(0.90, 0.01), (0.002, 1e-5), (0.04, 0.002), (0.03, 0.003), (0.02, 0.02),
                    (0.008, 0.965)],
-    "last_name": [(0.90, 0.005), (1e-5, 1e-5), (0.04, 0.001), (0.03, 0.003), (0.02, 0.02),
+    "last_name": [(0.90, 0.005), (0.002, 1e-5), (0.04, 0.001), (0.03, 0.003), (0.02, 0.02),
                   (0.008, 0.971)],
     "birth_date": [(0.90, 0.0005), (0.03, 1e-5), (0.03, 0.001), (0.02, 1e-4), (0.02, 0.9984)],
     "sex": [(0.97, 0.5), (0.03, 0.5)],
@@ -185,7 +185,7 @@ def settings() -> dict[str, Any]:
         levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
         for lv, (m, u) in zip(levels, START_MU[comp["output_column_name"]], strict=True):
             lv["m_probability"], lv["u_probability"] = m, u
-    return {
+    return _swap_counted_once({
         "probability_two_random_records_match": START_PRIOR,
         "link_type": "dedupe_only",
         "unique_id_column_name": UNIQUE_ID,
@@ -197,7 +197,7 @@ def settings() -> dict[str, Any]:
         # EM stops early: a level no match shows would otherwise decay below float range
         "max_iterations": EM_MAX_ITERATIONS,
         "em_convergence": 1e-4,
-    }
+    })
 
 
 @dataclass
@@ -493,49 +493,37 @@ def current_version(warehouse_root: Path) -> int | None:
     return versions[-1] if versions else None
 
 
-def save_new_version(warehouse_root: Path, model: Model) -> tuple[int, str]:
-    """Write the model as the next version (written beside, then renamed); its sha256."""
+def save_new_version(warehouse_root: Path, model: Model) -> int:
+    """Write the model as the next version (written beside, then renamed)."""
     version = (current_version(warehouse_root) or 0) + 1
     target = model_dir(warehouse_root, version)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         model.save(tmp)
-        digest = hashlib.sha256((tmp / "model.json").read_bytes()).hexdigest()
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return version, digest
+    return version
 
 
 def train_version(warehouse: Warehouse, variants: pl.DataFrame, reason: str) -> tuple[int, Model]:
     """Train a model, save it as the warehouse's next version and record the event."""
     model = train(variants)
-    version, digest = save_new_version(warehouse.root, model)
-    event = "trained" if version == 1 else "retrained"
-    record_event(warehouse, version, event, reason, model.trained_on, digest)
+    version = save_new_version(warehouse.root, model)
+    record_event(warehouse, version, "trained" if version == 1 else "retrained", reason)
     return version, model
 
 
-def record_event(
-    warehouse: Warehouse,
-    version: int,
-    event: str,
-    reason: str,
-    trained_on: int | None = None,
-    digest: str | None = None,
-) -> None:
+def record_event(warehouse: Warehouse, version: int, event: str, reason: str) -> None:
     """A row of linkage_model_events: a model changed or was applied to history, never silently."""
-    if digest is None:
-        model_file = model_dir(warehouse.root, version) / "model.json"
-        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        trained_on = json.loads(model_file.read_text())["trained_on"]
+    model_file = model_dir(warehouse.root, version) / "model.json"
     row = pl.DataFrame(
         {
             "version": [version],
             "event": [event],
             "at": [dt.datetime.now(dt.UTC)],
-            "trained_on": [trained_on],
-            "model_sha256": [digest],
+            "trained_on": [json.loads(model_file.read_text())["trained_on"]],
+            "model_sha256": [hashlib.sha256(model_file.read_bytes()).hexdigest()],
             "reason": [reason],
         }
     )

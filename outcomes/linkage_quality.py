@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from outcomes.link import components
+from outcomes.link import RECORD_COLUMNS, components
 
-RECORD = ["source", "org_id", "year", "record_id"]
+RECORD = RECORD_COLUMNS
 
 
 def _pairs(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:

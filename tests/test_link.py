@@ -236,6 +236,12 @@ def _strict_model() -> lm.Model:
     return lm.Model(settings, MODEL.term_frequencies, 0)
 
 
+def _relink(by_year: dict[int, pl.DataFrame], old: pl.DataFrame, model: lm.Model, reason: str):
+    from outcomes.link import relink
+
+    return relink(list(by_year), by_year.__getitem__, old, model, KEY, reason)
+
+
 def _history(model: lm.Model) -> tuple[dict[int, pl.DataFrame], pl.DataFrame]:
     by_year = {
         2020: variants_of(records([
@@ -254,21 +260,17 @@ def _history(model: lm.Model) -> tuple[dict[int, pl.DataFrame], pl.DataFrame]:
 
 
 def test_relinking_with_the_same_model_changes_no_key():
-    from outcomes.link import relink
-
     by_year, old = _history(MODEL)
-    again = relink(by_year, old, MODEL, KEY, "re-linked")
+    again = _relink(by_year, old, MODEL, "re-linked")
     assert keys(again.links) == keys(old)
     assert again.merges.is_empty() and again.splits.is_empty() and again.changed_records == 0
     assert set(again.registry["person_key"]) == set(old["person_key"])
 
 
 def test_relinking_records_every_key_change_as_a_merge_or_split():
-    from outcomes.link import relink
-
     by_year, old = _history(MODEL)
     assert keys(old)["s1"] == keys(old)["e1"]  # the nickname links them
-    stricter = relink(by_year, old, _strict_model(), KEY, "re-linked with model v2")
+    stricter = _relink(by_year, old, _strict_model(), "re-linked with model v2")
     new = keys(stricter.links)
     assert new["s2"] == keys(old)["s2"] and new["e1"] != new["s1"]
     # one record to a side: the earliest (services/np/e1 before spells/dhs/s1) keeps the key,
@@ -279,7 +281,7 @@ def test_relinking_records_every_key_change_as_a_merge_or_split():
     ]
     assert stricter.merges.is_empty() and stricter.changed_records == 1
     # and back: the looser model joins them again, the key more records had surviving
-    looser = relink(by_year, stricter.links, MODEL, KEY, "re-linked with model v3")
+    looser = _relink(by_year, stricter.links, MODEL, "re-linked with model v3")
     back = keys(looser.links)
     assert back["s1"] == back["e1"] and back["s2"] == new["s2"]
     assert looser.merges.height == 1 and looser.splits.is_empty()
