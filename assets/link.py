@@ -21,6 +21,7 @@ from outcomes.link import (
     IDENTITY_REGISTRY,
     Relinked,
     YearLinks,
+    YearRecords,
     link_year,
     redelivery_splits,
     relink,
@@ -67,15 +68,15 @@ def read_decisions(root: Path) -> pl.DataFrame:
 
 
 def model_for(
-    wh: Warehouse, year: int, recs: pl.DataFrame, log: dg.DagsterLogManager
+    wh: Warehouse, year: int, recs: YearRecords, log: dg.DagsterLogManager
 ) -> tuple[int, lm.Model]:
     """The warehouse's current model; on a warehouse with none, one trained on this year's
-    records (`recs`, as `variants_of` gives them)."""
+    identity variants."""
     version = lm.current_version(wh.root)
     if version is not None:
         return version, lm.Model.load(lm.model_dir(wh.root, version))
-    variants = recs.unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
-    version, model = lm.train_version(wh, variants, f"no model in the warehouse: trained on {year}")
+    reason = f"no model in the warehouse: trained on {year}"
+    version, model = lm.train_version(wh, recs.variants, reason)
     log.info(
         f"the warehouse had no linkage model: trained version {version} on "
         f"{model.trained_on:,} identity variants of {year}; later years and re-runs reuse it"

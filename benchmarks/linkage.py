@@ -45,8 +45,7 @@ def _child(warehouse: str, state: str, year: int) -> dict:
     t0 = time.perf_counter()
     out: dict = {"year": year}
     if not (st / "model" / "model.json").exists():
-        variants = records.unique(lm.UNIQUE_ID).sort(lm.UNIQUE_ID)
-        model = lm.train(variants)
+        model = lm.train(records.variants)
         model.save(st / "model")
         out["train_s"] = time.perf_counter() - t0
         out["trained_on"] = model.trained_on

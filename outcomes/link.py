@@ -43,6 +43,7 @@ from outcomes.schema import Table, Zone
 
 MAX_ROUNDS = 100
 RECORD_COLUMNS = ["source", "org_id", "year", "record_id"]  # what names one record
+VARIANT_ROW = "variant_row"  # a record's variant: its row in YearRecords.variants
 # what a person's identity is made of: a variant's columns but where it was seen
 IDENTITY_FIELDS = [
     c for c in VARIANT_COLUMNS if c not in (UNIQUE_ID, "source", "id_space", "last_parts",
@@ -81,8 +82,9 @@ def record_ref(source: str = "source", org: str = "org_id", rid: str = "record_i
     return pl.concat_str([pl.col(source), pl.col(org), pl.col(rid)], separator="/")
 
 
-def variants_of(records: pl.LazyFrame) -> pl.DataFrame:
-    """Each record with its normalised identity and variant id (restricted zone only)."""
+def normalised(records: pl.LazyFrame) -> pl.LazyFrame:
+    """Each record with its normalised identity, record reference and variant id
+    (restricted zone only)."""
     normal = identity_columns(records).with_columns(
         pl.when(pl.col("local_id").is_not_null())
         .then(
@@ -99,7 +101,38 @@ def variants_of(records: pl.LazyFrame) -> pl.DataFrame:
         for c in VARIANT_COLUMNS
         if c not in (UNIQUE_ID, "last_parts", "first_forms")
     ]
-    return normal.with_columns(pl.concat_str(parts, separator="|").alias(UNIQUE_ID)).collect()
+    return normal.with_columns(pl.concat_str(parts, separator="|").alias(UNIQUE_ID))
+
+
+@dataclass(frozen=True)
+class YearRecords:
+    """A year's records and the identity variants they carry: each distinct identity is
+    held once, however many records show it (a person's wage rows are one variant), so
+    a state-sized year fits in memory."""
+
+    records: pl.DataFrame  # RECORD_COLUMNS and VARIANT_ROW, the row of its variant
+    variants: pl.DataFrame  # VARIANT_COLUMNS and `record` (the first carrying it), by variant
+
+
+def variants_of(records: pl.LazyFrame) -> YearRecords:
+    """Read and normalise records once; collapse them to their identity variants."""
+    full = normalised(records).collect()
+    groups = (
+        full.select(UNIQUE_ID, "record")
+        .with_row_index("i")
+        .group_by(UNIQUE_ID)
+        .agg(pl.col("record").min(), pl.col("i"))
+        .sort(UNIQUE_ID)
+        .with_row_index(VARIANT_ROW)
+    )
+    variants = (
+        full.select(c for c in VARIANT_COLUMNS if c != UNIQUE_ID)
+        .gather(groups.get_column("i").list.first())
+        .with_columns(groups.get_column(UNIQUE_ID), groups.get_column("record"))
+        .select(*VARIANT_COLUMNS, "record")
+    )
+    row_of = groups.select(VARIANT_ROW, "i").explode("i").sort("i").get_column(VARIANT_ROW)
+    return YearRecords(full.select(RECORD_COLUMNS).with_columns(row_of), variants)
 
 
 def person_keys(anchor_text: pl.Series, secret: str) -> pl.Series:
@@ -238,23 +271,17 @@ def _weight_to_probability(w: pl.Expr) -> pl.Expr:
 
 
 def link_year(
-    recs: pl.DataFrame,
+    recs: YearRecords,
     registry: pl.DataFrame,
     model: Model,
     secret: str,
     year: int,
     decisions: pl.DataFrame | None = None,
 ) -> YearLinks:
-    """Link year `year`'s records (as `variants_of` gives them) against the registry; see
-    the module docstring."""
-    var = (
-        recs.sort("record")
-        .unique(UNIQUE_ID, keep="first", maintain_order=True)
-        .select(*VARIANT_COLUMNS, "record")
-    )
-    known = registry
-    new = var.join(known.select(UNIQUE_ID), on=UNIQUE_ID, how="anti").sort(UNIQUE_ID)
-    stats = {"records": recs.height, "variants": var.height, "new_variants": new.height}
+    """Link year `year`'s records against the registry; see the module docstring."""
+    var, known = recs.variants, registry
+    new = var.join(known.select(UNIQUE_ID), on=UNIQUE_ID, how="anti") if known.height else var
+    stats = {"records": recs.records.height, "variants": var.height, "new_variants": new.height}
 
     pairs, candidates = score(model, new, known) if new.height else (no_pairs(), 0)
     guard = _guarded()
@@ -281,13 +308,15 @@ def link_year(
     identity = pl.concat_str(
         [pl.col(c).cast(pl.String).fill_null("") for c in IDENTITY_FIELDS], separator="|"
     )
-    scored = pl.concat([pairs.select(v="variant_l"), pairs.select(v="variant_r")])
+    scored = pl.concat([pairs.select(v="variant_l"), pairs.select(v="variant_r")]).unique()
+
+    def of_scored(df: pl.DataFrame) -> pl.DataFrame:
+        return df.join(scored, left_on=UNIQUE_ID, right_on="v", how="semi")
+
     person_of = pl.concat(
         [
-            new.select(UNIQUE_ID, person=identity),
-            known.join(scored.unique(), left_on=UNIQUE_ID, right_on="v", how="semi").select(
-                UNIQUE_ID, person="person_key"
-            ),
+            of_scored(new).select(UNIQUE_ID, person=identity),
+            of_scored(known).select(UNIQUE_ID, person="person_key"),
         ]
     )
     accepted = _without_conflicting_weak(
@@ -317,9 +346,10 @@ def link_year(
         .select(a=UNIQUE_ID, b=f"{UNIQUE_ID}_o", w=pl.lit(None, pl.Float64),
                 method=pl.lit("local_id"))
     )  # fmt: skip
-    refs = pl.concat([var.select("record", UNIQUE_ID), known.select("record", UNIQUE_ID)]).unique(
-        "record"
-    )
+    # each variant's first record: how decisions and the review name variants
+    refs = pl.concat(
+        [var.lazy().select("record", UNIQUE_ID), known.lazy().select("record", UNIQUE_ID)]
+    ).unique("record")
     dec = _decisions(decisions, refs)
     forbid = dec.filter(pl.col("decision") == MUST_NOT_LINK)
     review_edges = dec.filter(pl.col("decision") == MUST_LINK).select(
@@ -339,12 +369,16 @@ def link_year(
     variant_key = registry_out.select(
         UNIQUE_ID, "person_key", "match_probability", "match_method"
     )
-    links = (
-        recs.select(*RECORD_COLUMNS, UNIQUE_ID)
-        .join(variant_key, on=UNIQUE_ID, how="left")
+    per_variant = (
+        var.select(UNIQUE_ID)
+        .join(variant_key, on=UNIQUE_ID, how="left", maintain_order="left")
         .drop(UNIQUE_ID)
-        .sort("source", "org_id", "record_id")
     )
+    rows = recs.records.get_column(VARIANT_ROW)
+    links = pl.concat(
+        [recs.records.drop(VARIANT_ROW), per_variant.select(pl.all().gather(rows))],
+        how="horizontal",
+    ).sort("source", "org_id", "record_id")
     stats["persons"] = links.get_column("person_key").n_unique()
     stats["merges"] = merges.height
     stats["splits"] = splits.height
@@ -352,10 +386,12 @@ def link_year(
     return YearLinks(links, merges, splits, registry_out, review_out, pairs, stats)
 
 
-def _decisions(decisions: pl.DataFrame | None, refs: pl.DataFrame) -> pl.DataFrame:
+def _decisions(decisions: pl.DataFrame | None, refs: pl.LazyFrame) -> pl.DataFrame:
     """A reviewer's decisions on records, as decisions on the variants they carry."""
     if decisions is None or decisions.is_empty():
         return pl.DataFrame(schema={"a": pl.String, "b": pl.String, "decision": pl.String})
+    named = pl.concat([decisions.get_column("record_a"), decisions.get_column("record_b")])
+    refs = refs.filter(pl.col("record").is_in(named.implode())).collect()
     return (
         decisions.join(refs.rename({"record": "record_a", UNIQUE_ID: "a"}), on="record_a")
         .join(refs.rename({"record": "record_b", UNIQUE_ID: "b"}), on="record_b")
@@ -520,9 +556,15 @@ def _resolve_registry(
     return out.select(list(REGISTRY_SCHEMA)).sort(UNIQUE_ID)
 
 
-def _review(review: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+def _review(review: pl.DataFrame, refs: pl.LazyFrame) -> pl.DataFrame:
     """Borderline pairs by record, as a reviewer sees and decides them."""
-    by_variant = refs.group_by(UNIQUE_ID).agg(pl.col("record").min())
+    shown = pl.concat([review.get_column("variant_l"), review.get_column("variant_r")])
+    by_variant = (
+        refs.filter(pl.col(UNIQUE_ID).is_in(shown.implode()))
+        .group_by(UNIQUE_ID)
+        .agg(pl.col("record").min())
+        .collect()
+    )
     gammas = [c for c in review.columns if c.startswith("mw_")]
     return (
         review.join(by_variant.rename({UNIQUE_ID: "variant_l", "record": "record_a"}),
@@ -591,7 +633,7 @@ class Relinked:
 
 def relink(
     years: list[int],
-    records_of: Callable[[int], pl.DataFrame],
+    records_of: Callable[[int], YearRecords],
     old_links: pl.DataFrame,
     model: Model,
     secret: str,
@@ -604,7 +646,7 @@ def relink(
     the earliest record); other old keys it absorbs are merges, and records that leave
     their old key are splits.
 
-    `records_of(year)`: that year's records as `variants_of` gives them (read one year at a
+    `records_of(year)`: that year's records and variants (`variants_of`; read one year at a
     time); `old_links`: the records' current keys, resolved through every merge.
     """
     registry, links, merges = empty_registry(), [], []

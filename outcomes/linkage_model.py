@@ -13,6 +13,7 @@ variant, and a year is scored against the registry's variants, not its records.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import math
@@ -136,8 +137,9 @@ COMPARISONS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 # Candidate pairs: each rule is a join on equal values; together they stay near linear.
+SAME_SSN = 'l."ssn" = r."ssn"'
 BLOCKING_RULES = [
-    'l."ssn" = r."ssn"',
+    SAME_SSN,
     'substr(l."ssn", 1, 5) = substr(r."ssn", 1, 5) AND l."first_name" = r."first_name"',
     'substr(l."ssn", 6, 4) = substr(r."ssn", 6, 4) AND l."first_name" = r."first_name"',
     'l."birth_date" = r."birth_date" AND l."last_name" = r."last_name"',
@@ -156,7 +158,7 @@ PRIOR_RULES = [
 ]
 PRIOR_RECALL = 0.8
 EM_BLOCKS = [
-    'l."ssn" = r."ssn"',
+    SAME_SSN,
     'l."birth_date" = r."birth_date" AND l."last_name" = r."last_name"',
     'l."first_name" = r."first_name" AND l."last_name" = r."last_name"',
 ]
@@ -284,6 +286,13 @@ def _db():
     return DuckDBAPI(connection=con)
 
 
+def _release(db: Any) -> None:
+    """Close Splink's DuckDB and collect: Splink's objects hold the registered Arrow tables
+    in reference cycles, and a state-sized year's would otherwise stay in memory."""
+    db._con.close()
+    gc.collect()
+
+
 def _quiet() -> None:
     import logging
 
@@ -345,6 +354,7 @@ def train(variants: pl.DataFrame) -> Model:
             good = linker.misc.save_model_to_json()
         except ValueError:
             linker = linker_from(good)
+    _release(db)
     return Model(_swap_counted_once(_with_floors(good)), tfs, sample.height)
 
 
@@ -384,50 +394,55 @@ def score(model: Model, new: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.Data
 
     The pairs have variant_l, variant_r, source_l, source_r, match_weight, each
     comparison's weight (mw_*) and whether their names were compared and disagree.
+    Kept: pairs near or above the threshold, and every pair with the same SSN (the wage
+    name guard must see those however low their weight). Splink sees each variant by its
+    rank, an integer: the text ids would fill DuckDB's memory in a state-sized year.
     """
     from splink import Linker
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
     _quiet()
     db = _db()
+    new = new.sort(UNIQUE_ID)
+    ids = pl.concat([new.get_column(UNIQUE_ID), known.get_column(UNIQUE_ID)])
     cols = list(VARIANT_COLUMNS)
-    frames = {"new": new.select(cols), "known": known.select(cols)}
+    frames = {
+        side: f.select(cols).with_columns(pl.int_range(f.height).alias(UNIQUE_ID) + offset)
+        for side, f, offset in (("new", new, 0), ("known", known, new.height))
+    }
     sdfs = {k: db.register(v.to_arrow(), table_name=f"variants_{k}") for k, v in frames.items()}
-    # the comparison levels (gamma_*) are kept: the name guard and the reviewers read them
-    scoring = {**model.splink, "retain_intermediate_calculation_columns": True}
+    # the comparison levels and the names are kept: the name guard and the reviewers read them
+    scoring = {**model.splink, "retain_intermediate_calculation_columns": True,
+               "retain_matching_columns": True}  # fmt: skip
     linker = Linker(sdfs["new"], scoring, log_level="ERROR")
     for col, tf in model.term_frequencies.items():
         lookup = _tf_lookup(tf, col, _exact_u(model.splink, col), *frames.values())
         linker.table_management.register_term_frequency_lookup(
             db.register(lookup.to_arrow(), table_name=f"tf_lookup_{col}"), col
         )
-    parts = [linker.inference.predict_within(sdfs["new"], warning_mode="never")]
+    sides: list[list[Any]] = [[sdfs["new"]]]
     if known.height:
-        parts.append(
-            linker.inference.predict_between(sdfs["new"], sdfs["known"], warning_mode="never")
-        )
-    # kept: pairs near or above the threshold, and every pair agreeing on the SSN (the wage
-    # name guard must see those however low their weight)
-    weights = [f"mw_{c['output_column_name']}" for c in COMPARISONS]
-    keep = ", ".join(
-        f'"{c}"'
-        for c in (f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r", "source_l", "source_r", *weights)
-    )
+        sides.append([sdfs["new"], sdfs["known"]])
     floor = MATCH_THRESHOLD - REVIEW_BAND
-    con = db._con
     out, candidates = [], 0
-    for p in parts:
-        candidates += con.sql(f"SELECT count(*) FROM {p.physical_name}").fetchall()[0][0]
-        out.append(
-            pl.from_arrow(
-                con.sql(
-                    f"SELECT {keep}, CAST(match_weight AS DOUBLE) AS match_weight "
-                    f"FROM {p.physical_name} WHERE match_weight >= {floor} OR mw_ssn > 0"
-                ).to_arrow_table()
-            )
-        )
-    pairs = pl.concat(out, how="vertical_relaxed")
-    scored = pairs.join(_names_disagree(pairs, new, known), on=["variant_l", "variant_r"])
-    return scored, candidates
+    for side in sides:
+        predict = (linker.inference.predict_within if len(side) == 1
+                   else linker.inference.predict_between)  # fmt: skip
+        for rules, threshold in ((BLOCKING_RULES, floor), ([SAME_SSN], None)):
+            p = predict(*side, blocking_rules_to_generate_predictions=rules,
+                        threshold_match_weight=threshold, warning_mode="never")  # fmt: skip
+            out.append(_pair_frame(db, p.physical_name))
+            p.drop_table_from_database_and_remove_from_cache()
+        counts = count_comparisons_from_blocking_rules(
+            side if len(side) > 1 else side[0], blocking_rules=BLOCKING_RULES,
+            link_type="link_only" if len(side) > 1 else "dedupe_only",
+            unique_id_column_name=UNIQUE_ID, record_sample_proportion=1.0,
+        )  # fmt: skip
+        candidates += counts[-1]["cumulative_comparison_count"]
+    _release(db)
+    pairs = pl.concat(out, how="vertical_relaxed").unique(["variant_l", "variant_r"])
+    back = {f"{UNIQUE_ID}_{s}": ids.gather(pairs.get_column(f"{UNIQUE_ID}_{s}")) for s in "lr"}
+    return pairs.with_columns(**back).sort(*back), candidates
 
 
 def no_pairs() -> pl.DataFrame:
@@ -444,37 +459,29 @@ def no_pairs() -> pl.DataFrame:
     )  # fmt: skip
 
 
-def _names_disagree(pairs: pl.DataFrame, *variant_frames: pl.DataFrame) -> pl.DataFrame:
-    """Per pair: the same valid SSN; both names given; both disagree (Jaro-Winkler below
-    the guard's level, no nickname, swap or surname part in common). The guard reads it."""
-    import duckdb
-
-    names = ["first_name", "last_name", "first_forms", "last_parts", "ssn"]
-    v = pl.concat([f.select(UNIQUE_ID, *names) for f in variant_frames]).unique(UNIQUE_ID)
-    con = duckdb.connect()
-    con.register("p", pairs.select("variant_l", "variant_r").to_arrow())
-    con.register("v", v.to_arrow())
+def _pair_frame(db: Any, table: str) -> pl.DataFrame:
+    """A predictions table as pairs: ids, sources, weights, and the name guard's flags
+    (the same valid SSN; both names given; both disagree: Jaro-Winkler below the guard's
+    level, no nickname, swap or surname part in common)."""
+    weights = ", ".join(f'"mw_{c["output_column_name"]}"' for c in COMPARISONS)
     t = GUARD_JARO_WINKLER
+    names_given = ("first_name_l IS NOT NULL AND first_name_r IS NOT NULL "
+                   "AND last_name_l IS NOT NULL AND last_name_r IS NOT NULL")  # fmt: skip
+    not_swapped = "NOT (first_name_l = last_name_r AND last_name_l = first_name_r)"
+    first_differ = (f"jaro_winkler_similarity(first_name_l, first_name_r) < {t} "
+                    f"AND NOT list_has_any(first_forms_l, first_forms_r) AND {not_swapped}")
     sql = f"""
-        SELECT p.variant_l, p.variant_r,
-          coalesce(l.ssn = r.ssn, false) AS ssn_exact,
-          coalesce(jaro_winkler_similarity(l.first_name, r.first_name) < {t}
-            AND NOT list_has_any(l.first_forms, r.first_forms)
-            AND NOT (l.first_name = r.last_name AND l.last_name = r.first_name), false)
-            AS first_names_differ,
-          coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
-            AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL, false) AS names_compared,
-          coalesce(l.first_name IS NOT NULL AND r.first_name IS NOT NULL
-            AND l.last_name IS NOT NULL AND r.last_name IS NOT NULL
-            AND jaro_winkler_similarity(l.first_name, r.first_name) < {t}
-            AND jaro_winkler_similarity(l.last_name, r.last_name) < {t}
-            AND NOT list_has_any(l.first_forms, r.first_forms)
-            AND NOT list_has_any(l.last_parts, r.last_parts)
-            AND NOT (l.first_name = r.last_name AND l.last_name = r.first_name), false)
-            AS names_disagree
-        FROM p JOIN v l ON p.variant_l = l.variant JOIN v r ON p.variant_r = r.variant
-    """
-    return pl.from_arrow(con.sql(sql).to_arrow_table())
+        SELECT {UNIQUE_ID}_l, {UNIQUE_ID}_r, source_l, source_r, {weights},
+          CAST(match_weight AS DOUBLE) AS match_weight,
+          coalesce(ssn_l = ssn_r, false) AS ssn_exact,
+          coalesce({first_differ}, false) AS first_names_differ,
+          coalesce({names_given}, false) AS names_compared,
+          coalesce({names_given} AND {first_differ}
+            AND jaro_winkler_similarity(last_name_l, last_name_r) < {t}
+            AND NOT list_has_any(last_parts_l, last_parts_r), false) AS names_disagree
+        FROM {table}
+    """  # fmt: skip
+    return pl.from_arrow(db._con.sql(sql).to_arrow_table())
 
 
 # ---------------------------------------------------------------- the model file, versioned

@@ -63,7 +63,7 @@ def linkable_truth(identities: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFram
     nonprofit enrollment with neither SSN nor birth date, stay apart: only names, sex and
     an address say they are one person, and for common names that is not evidence enough.
 
-    `identities`: record columns with the normalised identity (outcomes.link.variants_of);
+    `identities`: record columns with the normalised identity (outcomes.link.normalised);
     returns record columns and true_person_id, the group's id, for `pairwise_quality`.
     """
     r = (

@@ -38,7 +38,7 @@ def quality(run: Materialized, truth: pl.DataFrame) -> dict[str, dict[str, float
 
 def test_linkage_precision_and_recall_against_the_truth(sample: Materialized):
     from outcomes.integrate import identities
-    from outcomes.link import variants_of
+    from outcomes.link import normalised
 
     truth = pl.read_parquet(sample.root / "truth" / "records.parquet")
     q = quality(sample, truth)
@@ -52,7 +52,7 @@ def test_linkage_precision_and_recall_against_the_truth(sample: Materialized):
     wh = sample.warehouse
     years = wh.years(RECORD_LINKS)
     staged = [wh.scan(staged_table(SOURCES[s]), years) for s in ("spells", "wages", "services")]
-    shown = quality(sample, linkable_truth(variants_of(identities(*staged)), truth))
+    shown = quality(sample, linkable_truth(normalised(identities(*staged)).collect(), truth))
     assert set(shown) == SOURCE_PAIRS
     for pair, row in shown.items():
         assert row["recall"] >= RECALL, (pair, row)
