@@ -280,7 +280,8 @@ def link_year(
 ) -> YearLinks:
     """Link year `year`'s records against the registry; see the module docstring."""
     var, known = recs.variants, registry
-    new = var.join(known.select(UNIQUE_ID), on=UNIQUE_ID, how="anti") if known.height else var
+    # sorted by variant id, as `var` is: _persons and score rely on it
+    new = var.join(known.select(UNIQUE_ID), on=UNIQUE_ID, how="anti", maintain_order="left")
     stats = {"records": recs.records.height, "variants": var.height, "new_variants": new.height}
 
     pairs, candidates = score(model, new, known) if new.height else (no_pairs(), 0)
@@ -407,14 +408,29 @@ def _persons(
     secret: str,
     year: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Person keys of the new variants, and the merges and splits the evidence causes."""
-    known_keys = known.group_by("person_key").agg(pl.col("first_year").min())
-    kv = known.select(UNIQUE_ID, "person_key")
-    # nodes: new variants by name, known variants stand for their person ("K:<key>")
+    """Person keys of the new variants, and the merges and splits the evidence causes.
+
+    The graph works on integers: a new variant is its row in `new` (sorted by variant id,
+    so the smallest row of a component is its smallest variant), a known person is
+    `new.height` plus its rank among the persons the edges touch.
+    """
+    n = new.height
+    ends = pl.concat([edges.select(v="a"), edges.select(v="b")]).unique()
+    touched = known.join(ends, left_on=UNIQUE_ID, right_on="v", how="semi")
+    persons = (
+        known.join(touched.select("person_key").unique(), on="person_key", how="semi")
+        .group_by("person_key")
+        .agg(pl.col("first_year").min())
+        .sort("person_key")
+        .with_row_index("node")
+        .with_columns(pl.col("node").cast(pl.Int64) + n)
+    )
     node_of = pl.concat(
         [
-            new.select(UNIQUE_ID, node=pl.col(UNIQUE_ID)),
-            kv.select(UNIQUE_ID, node=pl.lit("K:") + pl.col("person_key")),
+            new.select(UNIQUE_ID).with_columns(node=pl.int_range(n, dtype=pl.Int64)),
+            touched.select(UNIQUE_ID, "person_key")
+            .join(persons.select("person_key", "node"), on="person_key")
+            .drop("person_key"),
         ]
     )
     e = (
@@ -422,47 +438,25 @@ def _persons(
         .join(node_of.rename({UNIQUE_ID: "b", "node": "nb"}), on="b")
         .filter(pl.col("na") != pl.col("nb"))
     )
-    involved = pl.concat(
-        [
-            new.select(node=pl.col(UNIQUE_ID)),
-            e.select(node="na"),
-            e.select(node="nb"),
-        ]
-    ).unique()
-    # components work on integers: each node its rank
-    ids = involved.sort("node").with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
-    int_edges = (
-        e.select("na", "nb")
-        .join(ids.rename({"node": "na", "id": "a"}), on="na")
-        .join(ids.rename({"node": "nb", "id": "b"}), on="nb")
-        .select("a", "b")
-    )
-    loops = ids.select(a="id", b="id")
-    comp = (
-        components(pl.concat([int_edges, loops]))
-        .rename({"node": "id"})
-        .join(ids, on="id")
-        .select("node", "label")
-    )
-    comp = comp.with_columns(
-        pl.when(pl.col("node").str.starts_with("K:"))
-        .then(pl.col("node").str.slice(2))
-        .alias("known_key")
-    )
+    loops = pl.DataFrame({"a": pl.int_range(n, dtype=pl.Int64, eager=True)}).with_columns(b="a")
+    comp = components(pl.concat([e.select(a="na", b="nb"), loops]))
     # each component's surviving key: the known person first seen earliest, else a new key
     known_in = (
-        comp.drop_nulls("known_key")
-        .join(known_keys, left_on="known_key", right_on="person_key")
-        .sort("first_year", "known_key")
+        comp.join(persons, on="node")
+        .sort("first_year", "person_key")
+        .select("label", known_key="person_key")
     )
-    survivor = known_in.group_by("label").agg(pl.col("known_key").first().alias("survivor"))
+    survivor = known_in.group_by("label", maintain_order=True).agg(
+        pl.col("known_key").first().alias("survivor")
+    )
     anchors = (
-        comp.filter(pl.col("known_key").is_null())
+        comp.filter(pl.col("node") < n)
         .group_by("label")
         .agg(pl.col("node").min().alias("anchor"))
         .join(survivor, on="label", how="anti")
     )
-    anchors = anchors.with_columns(person_keys(anchors.get_column("anchor"), secret).alias("nk"))
+    anchor_ids = new.get_column(UNIQUE_ID).gather(anchors.get_column("anchor"))
+    anchors = anchors.with_columns(person_keys(anchor_ids, secret).alias("nk"))
     key_of_label = pl.concat(
         [survivor.select("label", person_key="survivor"), anchors.select("label", person_key="nk")]
     )
@@ -476,24 +470,28 @@ def _persons(
     # how each new variant was linked: its strongest edge
     strength = {m: i for i, m in enumerate(METHODS)}
     best = (
-        pl.concat([edges.select("a", "w", "method"), edges.select(a="b", w="w", method="method")])
+        pl.concat([e.select(node="na", w="w", method="method"),
+                   e.select(node="nb", w="w", method="method")])
+        .filter(pl.col("node") < n)
         .with_columns(pl.col("method").replace_strict(strength, return_dtype=pl.Int8).alias("s"))
         .sort("s", pl.col("w").fill_null(float("inf")), descending=[False, True])
-        .group_by("a", maintain_order=True)
+        .group_by("node", maintain_order=True)
         .first()
-    )
-    keyed = (
-        new.join(comp.select(pl.col("node").alias(UNIQUE_ID), "label"), on=UNIQUE_ID)
+    )  # fmt: skip
+    of_new = (
+        comp.filter(pl.col("node") < n)
         .join(key_of_label, on="label")
-        .join(best.rename({"a": UNIQUE_ID}), on=UNIQUE_ID, how="left")
-        .with_columns(
-            pl.lit(year, pl.Int64).alias("first_year"),
-            pl.col("method").fill_null("single_record").alias("match_method"),
-            pl.when(pl.col("method") == "probabilistic")
-            .then(_weight_to_probability(pl.col("w")))
-            .otherwise(1.0)
-            .alias("match_probability"),
-        )
+        .join(best, on="node", how="left")
+        .sort("node")
+    )
+    keyed = new.with_columns(
+        of_new.get_column("person_key"),
+        pl.lit(year, pl.Int64).alias("first_year"),
+        of_new.get_column("method").fill_null("single_record").alias("match_method"),
+        pl.when(of_new.get_column("method") == "probabilistic")
+        .then(_weight_to_probability(of_new.get_column("w")))
+        .otherwise(1.0)
+        .alias("match_probability"),
     )
     splits = _splits(keyed, known, merges, forbid, secret, year)
     return keyed, merges, splits

@@ -31,7 +31,7 @@ from outcomes.schema import LINKAGE_MODEL_EVENTS
 from outcomes.warehouse import Warehouse
 
 UNIQUE_ID = "variant"
-DUCKDB_MEMORY_LIMIT = "5GB"  # Splink's DuckDB spills past this
+DUCKDB_MEMORY_LIMIT = "2GB"  # Splink's DuckDB spills past this
 # identity columns a variant carries into the model (and the registry)
 VARIANT_COLUMNS: dict[str, pl.DataType] = {
     "variant": pl.String(),
