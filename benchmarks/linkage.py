@@ -98,6 +98,8 @@ def main() -> None:
 
     wh = Warehouse(a.warehouse)
     years = wh.years(staged_table(SOURCES["spells"]))
+    if not years:
+        raise SystemExit(f"{a.warehouse}: no staged years (run `outcomes run` on it first)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="outcomes-linkage-bench-") as state:
         for y in years:

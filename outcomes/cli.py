@@ -21,6 +21,7 @@ from outcomes.config import (
     ENV_WAREHOUSE_DIR,
     LinkageKeyError,
     Settings,
+    SettingsError,
 )
 
 DEMO_DIR = Path("demo")
@@ -40,16 +41,17 @@ def _years(value: str | None) -> tuple[int, int] | None:
     return first, last
 
 
-def _refused(e: LinkageKeyError) -> None:
+def _refused(e: ValueError) -> None:
     click.secho(f"outcomes run refused: {e}", fg="red", err=True)
     sys.exit(1)
 
 
 def _settings(landing: Path, warehouse: Path, demo: bool = False) -> Settings:
-    """Settings from the environment; a missing or weak linkage key refuses the run."""
+    """Settings from the environment; a missing or weak linkage key, or a setting out of
+    its range, refuses the run."""
     try:
         return Settings.from_env(landing, warehouse, demo=demo)
-    except LinkageKeyError as e:
+    except (LinkageKeyError, SettingsError) as e:
         _refused(e)
         raise  # not reached: _refused exits
 

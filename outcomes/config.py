@@ -27,7 +27,12 @@ FIRST_PARTITION_YEAR = 2000
 
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # contract section 2
 DEFAULT_MIN_CELL = 11  # contract section 4: cells below this are suppressed
+LOWEST_MIN_CELL = 2  # below it nothing is suppressed: refused
 PARQUET_COMPRESSION = "zstd"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it and says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class Settings:
     quarantine_share_by_source: dict[str, float] = field(default_factory=dict)
     # the demo (its own folders): the only runs allowed the built-in demo key
     demo: bool = False
+
+    def __post_init__(self) -> None:
+        check_min_cell(self.min_cell)
 
     def max_share(self, source: str) -> float:
         """The share of a file's rows that may be quarantined before the file fails."""
@@ -80,7 +88,7 @@ class Settings:
             max_quarantine_share=float(
                 os.environ.get(ENV_MAX_QUARANTINE_SHARE, DEFAULT_MAX_QUARANTINE_SHARE)
             ),
-            min_cell=int(os.environ.get(ENV_MIN_CELL, DEFAULT_MIN_CELL)),
+            min_cell=_int_setting(ENV_MIN_CELL, DEFAULT_MIN_CELL),
             quarantine_share_by_source={
                 k.removeprefix(ENV_MAX_QUARANTINE_SHARE + "_").lower(): float(v)
                 for k, v in os.environ.items()
@@ -88,3 +96,22 @@ class Settings:
             },
             demo=demo,
         )
+
+
+def check_min_cell(min_cell: int) -> None:
+    """The suppression limit must suppress something: 1 would publish every count."""
+    if min_cell < LOWEST_MIN_CELL:
+        raise SettingsError(
+            f"{ENV_MIN_CELL}={min_cell} would publish counts of 1 person: the smallest "
+            f"allowed is {LOWEST_MIN_CELL} (the contract's default is {DEFAULT_MIN_CELL})"
+        )
+
+
+def _int_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None

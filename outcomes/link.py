@@ -330,7 +330,7 @@ def link_year(
     stats["scored_pairs"] = pairs.height
     stats["candidate_pairs"] = candidates
     # wage pairs agreeing on the SSN that the name guard kept apart
-    stats["guarded_pairs"] = pairs.filter(guard & (pl.col("mw_ssn") > 0)).height
+    stats["guarded_pairs"] = pairs.filter(guard & pl.col("ssn_exact")).height
     review = pairs.filter((pl.col("match_weight") - MATCH_THRESHOLD).abs() <= REVIEW_BAND)
 
     # edges between variants: model, same local id, reviewer decisions
