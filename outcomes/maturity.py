@@ -14,6 +14,10 @@ Choices where the contract is silent:
   partnership across 40, 60 or 80 (means 4.2, 1.8, 3.2, 1.8, 2.6, 2.0 average exactly
   2.6, index 40, yet in floating point give 39.99999999999999).
 - Rows are sorted by partnership_id.
+
+A partnership-year with fewer than MIN_RESPONSES responses publishes n_responses
+only (`suppression = primary`): a partnership's few respondents are known to each
+other, and one respondent's ratings must not be readable from the means.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from outcomes import schema
 STAGES = ((40.0, "regulative"), (60.0, "collaborative"), (80.0, "integrative"))
 TOP_STAGE = "generative"
 STAGE_PRECISION = 9  # decimals kept when comparing the index with stage boundaries
+MIN_RESPONSES = 5  # contract section 4: fewer publish n_responses only
 
 
 def maturity_index(means: list[str]) -> pl.Expr:
@@ -41,10 +46,13 @@ def value_curve_stage(index: pl.Expr) -> pl.Expr:
     return stage.otherwise(pl.lit(TOP_STAGE))
 
 
-def partnership_maturity(responses: pl.LazyFrame | pl.DataFrame, year: int) -> pl.DataFrame:
+def partnership_maturity(
+    responses: pl.LazyFrame | pl.DataFrame, year: int, min_responses: int = MIN_RESPONSES
+) -> pl.DataFrame:
     """PARTNERSHIP_MATURITY for one year from staged partnership survey responses."""
     items = list(schema.ACCELERANTS)
     table = schema.PARTNERSHIP_MATURITY.schema
+    few = pl.col("n_responses") < min_responses
     means = (
         responses.lazy()
         .filter(pl.col("year") == year)
@@ -52,5 +60,9 @@ def partnership_maturity(responses: pl.LazyFrame | pl.DataFrame, year: int) -> p
         .agg(pl.len().alias("n_responses"), *[pl.col(a).cast(pl.Float64).mean() for a in items])
         .with_columns(year=pl.lit(year), maturity_index=maturity_index(items))
         .with_columns(value_curve_stage=value_curve_stage(pl.col("maturity_index")))
+        .with_columns(
+            pl.when(~few).then(pl.col(*items, "maturity_index", "value_curve_stage")),
+            suppression=pl.when(few).then(pl.lit("primary")),
+        )
     )
     return means.select(list(table)).cast(table).sort("partnership_id").collect()

@@ -377,6 +377,7 @@ PARTNERSHIP_MATURITY = Table(
         **{a: F for a in ACCELERANTS},
         "maturity_index": F,
         "value_curve_stage": S,
+        "suppression": S,
     },
     description="Partnership health: the six accelerants, a 0-100 index and the Value Curve stage.",
 )
