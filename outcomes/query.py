@@ -12,10 +12,15 @@ QUERYABLE = (Zone.ANALYTIC, Zone.PUBLISHED)  # never the restricted zone
 
 
 def connect(warehouse_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per table; Parquet is read where it lies."""
+    """An in-memory DuckDB with one view per table; Parquet is read where it lies.
+
+    The connection reaches no file outside the analytic and published folders (not the
+    restricted zone, not through `read_parquet` or `..`, no ATTACH, no COPY TO), and the
+    setting is locked so that SQL cannot lift it.
+    """
     con = duckdb.connect()
-    for zone in QUERYABLE:
-        base = Path(warehouse_dir) / zone.value
+    bases = [Path(warehouse_dir).resolve() / zone.value for zone in QUERYABLE]
+    for base in bases:
         if not base.exists():
             continue
         for table in sorted(
@@ -29,4 +34,8 @@ def connect(warehouse_dir: Path) -> duckdb.DuckDBPyConnection:
                 f"create view {table.name} as select * from read_parquet("
                 f"'{pattern.as_posix()}', hive_partitioning = {str(partitioned).lower()})"
             )
+    allowed = ", ".join(f"'{b.as_posix()}/'" for b in bases)
+    con.execute(f"SET allowed_directories = [{allowed}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
