@@ -440,9 +440,10 @@ def score(model: Model, new: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.Data
         )  # fmt: skip
         candidates += counts[-1]["cumulative_comparison_count"]
     _release(db)
-    pairs = pl.concat(out, how="vertical_relaxed").unique(["variant_l", "variant_r"])
-    back = {f"{UNIQUE_ID}_{s}": ids.gather(pairs.get_column(f"{UNIQUE_ID}_{s}")) for s in "lr"}
-    return pairs.with_columns(**back).sort(*back), candidates
+    ends = [f"{UNIQUE_ID}_l", f"{UNIQUE_ID}_r"]
+    pairs = pl.concat(out, how="vertical_relaxed").unique(ends)  # both passes keep some
+    back = {e: ids.gather(pairs.get_column(e)) for e in ends}  # ranks back to variant ids
+    return pairs.with_columns(**back).sort(ends), candidates
 
 
 def no_pairs() -> pl.DataFrame:
