@@ -11,8 +11,6 @@ import polars as pl
 
 from outcomes.link import RECORD_COLUMNS, components
 
-RECORD = RECORD_COLUMNS
-
 
 def _pairs(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """Record pairs sharing `by`, per unordered source pair."""
@@ -37,8 +35,8 @@ def pairwise_quality(links: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
 
     `links`: record columns and person_key; `truth`: record columns and true_person_id.
     """
-    df = links.select(*RECORD, "person_key").join(
-        truth.select(*RECORD, "true_person_id"), on=RECORD
+    df = links.select(*RECORD_COLUMNS, "person_key").join(
+        truth.select(*RECORD_COLUMNS, "true_person_id"), on=RECORD_COLUMNS
     )
     tp = _pairs(df, ["person_key", "true_person_id"]).rename({"pairs": "true_positive"})
     predicted = _pairs(df, ["person_key"]).rename({"pairs": "predicted"})
@@ -67,8 +65,10 @@ def linkable_truth(identities: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFram
     returns record columns and true_person_id, the group's id, for `pairwise_quality`.
     """
     r = (
-        identities.select(*RECORD, "ssn", "id_space", "birth_date", "first_forms", "last_parts")
-        .join(truth.select(*RECORD, "true_person_id"), on=RECORD)
+        identities.select(
+            *RECORD_COLUMNS, "ssn", "id_space", "birth_date", "first_forms", "last_parts"
+        )
+        .join(truth.select(*RECORD_COLUMNS, "true_person_id"), on=RECORD_COLUMNS)
         .with_row_index("node")
         .with_columns(pl.col("node").cast(pl.Int64))
     )
@@ -103,4 +103,4 @@ def linkable_truth(identities: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFram
     )
     groups = components(edges).filter(pl.col("node") < r.height)
     group = pl.concat_str("true_person_id", pl.col("label").cast(pl.String), separator="#")
-    return r.join(groups, on="node").select(*RECORD, true_person_id=group)
+    return r.join(groups, on="node").select(*RECORD_COLUMNS, true_person_id=group)

@@ -15,6 +15,7 @@ from outcomes import linkage_model as lm
 from outcomes.link import (
     MUST_LINK,
     MUST_NOT_LINK,
+    YearRecords,
     empty_registry,
     link_year,
     redelivery_splits,
@@ -236,13 +237,13 @@ def _strict_model() -> lm.Model:
     return lm.Model(settings, MODEL.term_frequencies, 0)
 
 
-def _relink(by_year: dict[int, pl.DataFrame], old: pl.DataFrame, model: lm.Model, reason: str):
+def _relink(by_year: dict[int, YearRecords], old: pl.DataFrame, model: lm.Model, reason: str):
     from outcomes.link import relink
 
     return relink(list(by_year), by_year.__getitem__, old, model, KEY, reason)
 
 
-def _history(model: lm.Model) -> tuple[dict[int, pl.DataFrame], pl.DataFrame]:
+def _history(model: lm.Model) -> tuple[dict[int, YearRecords], pl.DataFrame]:
     by_year = {
         2020: variants_of(records([
             rec("spells", "dhs", 2020, "s1", "p1", "Robert", "Smith", D(1970, 3, 4), "123456789"),

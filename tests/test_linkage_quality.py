@@ -4,7 +4,8 @@ import datetime as dt
 
 import polars as pl
 
-from outcomes.linkage_quality import RECORD, linkable_truth, pairwise_quality
+from outcomes.link import RECORD_COLUMNS
+from outcomes.linkage_quality import linkable_truth, pairwise_quality
 
 
 def _records(rows: list[tuple]) -> pl.DataFrame:
@@ -40,8 +41,8 @@ def test_linkable_truth_joins_records_only_through_a_shared_identifier():
     assert group["5"] == group["6"]
     assert group["7"] != group["8"]
     # pairwise: A has 6 true pairs, of which 3 are shown (1-2, 1-3, 2-3)
-    truth_pairs = pairwise_quality(recs.select(*RECORD, person_key="true_person_id"), recs)
-    shown_pairs = pairwise_quality(recs.select(*RECORD, person_key="true_person_id"), shown)
+    truth_pairs = pairwise_quality(recs.select(*RECORD_COLUMNS, person_key="true_person_id"), recs)
+    shown_pairs = pairwise_quality(recs.select(*RECORD_COLUMNS, person_key="true_person_id"), shown)
     actual = dict(zip(truth_pairs["source_pair"], truth_pairs["actual"], strict=True))
     seen = dict(zip(shown_pairs["source_pair"], shown_pairs["actual"], strict=True))
     assert actual["overall"] == 6 + 1 + 1 and seen["overall"] == 3 + 1
