@@ -203,8 +203,11 @@ def linkage() -> None:
 @linkage.command("train")
 @click.option("--warehouse-dir", type=click.Path(path_type=Path), required=True)
 @click.option("--reason", default="retrained on purpose", show_default=True)
-@click.option("--relink", is_flag=True,
-              help="Also link every year again with the new model, recording each key change.")
+@click.option(
+    "--relink",
+    is_flag=True,
+    help="Also link every year again with the new model, recording each key change.",
+)
 def linkage_train(warehouse_dir: Path, reason: str, relink: bool) -> None:
     """Train a new model version on every identity variant the registry knows.
 
@@ -267,6 +270,48 @@ def query(sql: str, warehouse_dir: Path, max_rows: int) -> None:
     if rel is None:
         return
     click.echo(_table(rel.pl(), max_rows))
+
+
+@main.command("audit-disclosure")
+@click.option(
+    "--warehouse-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    envvar=ENV_WAREHOUSE_DIR,
+    default=DEMO_DIR / "warehouse",
+    show_default=True,
+)
+@click.option(
+    "--min-cell",
+    type=click.IntRange(min=2),
+    default=None,
+    help="the limit the release was made with [default: OUTCOMES_MIN_CELL, else 11]",
+)
+def audit_disclosure(warehouse_dir: Path, min_cell: int | None) -> None:
+    """Play the attacker on published/: what every suppressed count can be narrowed to.
+
+    Exits 1 when any suppressed count is recovered or a primary one narrowed.
+    """
+    from outcomes.config import min_cell_from_env
+    from outcomes.indicators import release_audit
+    from outcomes.schema import OUTCOME_INDICATORS, OUTCOME_INDICATORS_BY_GROUP
+    from outcomes.warehouse import Warehouse
+
+    try:
+        limit = min_cell or min_cell_from_env()
+    except SettingsError as e:
+        _refused(e)
+        raise
+    wh = Warehouse(warehouse_dir)
+    audit = release_audit(wh.read(OUTCOME_INDICATORS), wh.read(OUTCOME_INDICATORS_BY_GROUP), limit)
+    click.echo(_table(audit.summary, 200))
+    totals = audit.summary.select("suppressed", "recovered", "narrowed").sum().row(0)
+    click.echo(
+        f"limit {limit}: {totals[0]:,} suppressed cells, {totals[1]:,} recovered exactly, "
+        f"{totals[2]:,} primary counts narrowed below {limit - 1} values"
+    )
+    if not audit.passed:
+        click.echo(_table(audit.findings, 200))
+        sys.exit(1)
 
 
 def _table(df: pl.DataFrame, max_rows: int) -> str:

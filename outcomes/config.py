@@ -115,3 +115,10 @@ def _int_setting(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def min_cell_from_env() -> int:
+    """The suppression limit as `outcomes run` reads it (for commands that audit a release)."""
+    min_cell = _int_setting(ENV_MIN_CELL, DEFAULT_MIN_CELL)
+    check_min_cell(min_cell)
+    return min_cell

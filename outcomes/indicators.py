@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from outcomes import schema, stats
+from outcomes import disclosure, schema, stats
 
 Kind = Literal["proportion", "rate"]
 Frame = pl.DataFrame | pl.LazyFrame
@@ -509,6 +509,14 @@ def _estimates(cells: Frame) -> pl.DataFrame:
         raise ValueError(f"indicators not in REGISTRY: {sorted(unknown)}")
     d = pl.col("denominator")
     df = df.with_columns(numerator=pl.when(d == 0).then(0).otherwise("numerator"))
+    keys = ["indicator_id", "year", *[k for k in ("group_by", "group_value") if k in df]]
+    county_sum = pl.col("numerator").filter(pl.col("county_fips") != ALL).sum().over(keys)
+    # ALL stays the sum of the published counties, also where a county's count was zeroed
+    df = df.with_columns(
+        numerator=pl.when((pl.col("county_fips") == ALL) & (d > 0))
+        .then(county_sum)
+        .otherwise("numerator")
+    )
     n, den, mult = (df[c].to_numpy() for c in ("numerator", "denominator", "multiplier"))
     rate = (df["kind"] == "rate").to_numpy()
     w_low, w_high = stats.wilson_interval(n, den)
@@ -532,49 +540,38 @@ def indicator_panel(cells: Frame) -> pl.DataFrame:
     return sort_cells(df.select(list(table)).cast(table))
 
 
-def _partition(cells: pl.DataFrame) -> list[str]:
-    """Suppression runs within each indicator-year (and group value for breakdowns)."""
-    return ["indicator_id", "year", *[k for k in ("group_by", "group_value") if k in cells]]
-
-
-def _primary(min_cell: int) -> pl.Expr:
-    """Numerator 1..min_cell-1, or for proportions denominator 1..min_cell-1."""
-    small = [pl.col(c).is_between(1, min_cell - 1) for c in ("numerator", "denominator")]
-    return small[0] | ((pl.col("kind") == "proportion") & small[1])
-
-
-def _complementary(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Second suppression where one primary county could be recovered from ALL."""
-    county, primary = pl.col("county_fips") != ALL, pl.col("suppression").is_not_null()
-    at_risk = ((primary & county).sum().over(keys) == 1) & ((~primary & ~county).any().over(keys))
-    n = pl.col("numerator")
-    pick = (
-        df.filter(at_risk & county & ~primary)
-        .group_by(keys)
-        .agg(pl.col("county_fips").sort_by([n < 1, n, "county_fips"]).first())
-        .with_columns(complementary=pl.lit(True))
-    )
-    df = df.join(pick, on=[*keys, "county_fips"], how="left")
-    flag = pl.col("complementary").fill_null(False)
-    return df.with_columns(
-        suppression=pl.when(flag).then(pl.lit("complementary")).otherwise("suppression")
-    ).drop("complementary")
-
-
-def finalize(cells: Frame, min_cell: int = 11) -> pl.DataFrame:
-    """Published OUTCOME_INDICATORS (or _BY_GROUP when cells carry group columns).
-
-    Values and intervals first, then primary and complementary suppression; a
-    suppressed row keeps only its keys, suppression reason and provisional flag.
-    """
-    df = _estimates(cells)
-    keys = _partition(df)
-    df = df.with_columns(suppression=pl.when(_primary(min_cell)).then(pl.lit("primary")))
-    df = _complementary(df, keys)
+def _published(df: pl.DataFrame) -> pl.DataFrame:
+    """A suppressed row keeps only its keys, suppression reason and provisional flag."""
     hidden = ["numerator", "denominator", "value", "ci_low", "ci_high"]
     df = df.with_columns(pl.when(pl.col("suppression").is_null()).then(pl.col(hidden)))
     table = schema.OUTCOME_INDICATORS_BY_GROUP if "group_by" in df else schema.OUTCOME_INDICATORS
     return sort_cells(df.select(list(table.schema)).cast(table.schema))
+
+
+def finalize(
+    cells: Frame, group_cells: Frame | None = None, min_cell: int = 11
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Published OUTCOME_INDICATORS and OUTCOME_INDICATORS_BY_GROUP of the same cells.
+
+    Values and intervals first, then disclosure control over both tables together
+    (`outcomes.disclosure`: one linked table per indicator-year).
+    """
+    county = _estimates(cells)
+    groups = _estimates(group_cells) if group_cells is not None else _estimates(
+        pl.DataFrame(schema=GROUP_CELL_SCHEMA)
+    )  # fmt: skip
+    county, groups = disclosure.protect(county, groups, min_cell)
+    return _published(county), _published(groups)
+
+
+def release_audit(county: Frame, groups: Frame, min_cell: int) -> disclosure.Audit:
+    """The attacker's audit of published tables as they are on disk."""
+    kinds = _registry_frame().select("indicator_id", "kind").lazy()
+    return disclosure.audit(
+        county.lazy().join(kinds, on="indicator_id", how="left").collect(),
+        groups.lazy().join(kinds, on="indicator_id", how="left").collect(),
+        min_cell,
+    )
 
 
 @dataclass(frozen=True)
@@ -600,8 +597,5 @@ def indicator_tables(
     inp = Inputs.of(spells, wages, surveys, population, counties, loaded)
     units = _units_by_indicator(inp, year)
     cells = _all_county_cells(inp, year, units)
-    return IndicatorTables(
-        finalize(cells, min_cell),
-        finalize(_all_group_cells(inp, year, units), min_cell),
-        indicator_panel(cells),
-    )
+    county, groups = finalize(cells, _all_group_cells(inp, year, units), min_cell)
+    return IndicatorTables(county, groups, indicator_panel(cells))

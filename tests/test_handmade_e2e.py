@@ -10,7 +10,14 @@ import shutil
 import polars as pl
 import pytest
 
-from outcomes.schema import LOAD_LEDGER, OUTCOME_INDICATORS, QUARANTINE, SERVICE_SPELLS
+from outcomes.schema import (
+    INDICATOR_PANEL,
+    LOAD_LEDGER,
+    OUTCOME_INDICATORS,
+    OUTCOME_INDICATORS_BY_GROUP,
+    QUARANTINE,
+    SERVICE_SPELLS,
+)
 from pipelines.runner import RunFailed
 from tests.conftest import Materialized, materialize
 
@@ -42,22 +49,40 @@ def test_foster_care_entry_rate_uses_child_population(handmade: Materialized):
     assert c["ci_high"] == pytest.approx(24.7402 / 3, abs=1e-3)
 
 
+def panel_cell(m: Materialized, indicator: str, year: int, county: str) -> tuple[int, int]:
+    """A county's value before suppression (restricted/indicator_panel)."""
+    df = m.warehouse.read(INDICATOR_PANEL, [year]).filter(
+        (pl.col("indicator_id") == indicator) & (pl.col("county_fips") == county)
+    )
+    return df.row(0, named=True)["numerator"], df.row(0, named=True)["denominator"]
+
+
 def test_cross_sector_reach_links_by_name_and_birth_date(handmade: Materialized):
     # S01-S20 enrolled with cbo under their own client ids; half have no SSN there
-    c = cell(handmade, "cross_sector_reach", 2014, "36001")
-    assert (c["numerator"], c["denominator"]) == (20, 30)
-    assert c["suppression"] is None
+    assert panel_cell(handmade, "cross_sector_reach", 2014, "36001") == (20, 30)
+    # published, 30 - 20 = 10 persons without an enrollment is a small count too
+    assert cell(handmade, "cross_sector_reach", 2014, "36001")["suppression"] == "primary"
 
 
 def test_primary_and_complementary_suppression(handmade: Materialized):
-    # 2015: 36001 has 8 of 18 (numerator < 11: primary); ALL 20 of 30 is shown, so the
-    # other county with a numerator >= 1 (36003, 12 of 12) is suppressed too
-    c01 = cell(handmade, "cross_sector_reach", 2015, "36001")
-    c03 = cell(handmade, "cross_sector_reach", 2015, "36003")
-    assert c01["suppression"] == "primary" and c03["suppression"] == "complementary"
-    for c in (c01, c03):
-        assert c["numerator"] is None and c["value"] is None and c["ci_low"] is None
-    assert cell(handmade, "cross_sector_reach", 2015, "ALL")["numerator"] == 20
+    # 2015: 36001 has 8 of 18 (numerator < 11: primary); ALL 20 of 30 leaves 10 persons
+    # without an enrollment (primary). 36003 (12 of 12) is complementary: shown, its
+    # total would give away its age bands (one of 1 of 1, one of 11 of 11)
+    assert panel_cell(handmade, "cross_sector_reach", 2015, "36003") == (12, 12)
+    reasons = {
+        county: cell(handmade, "cross_sector_reach", 2015, county)
+        for county in ("36001", "36003", "36005", "ALL")
+    }
+    assert {k: c["suppression"] for k, c in reasons.items()} == {
+        "36001": "primary", "36003": "complementary", "36005": None, "ALL": "primary",
+    }  # fmt: skip
+    for c in reasons.values():
+        if c["suppression"]:
+            assert c["numerator"] is None and c["value"] is None and c["ci_low"] is None
+    bands = handmade.warehouse.read(OUTCOME_INDICATORS_BY_GROUP, [2015]).filter(
+        (pl.col("indicator_id") == "cross_sector_reach") & (pl.col("county_fips") == "36003")
+    )
+    assert bands.filter(pl.col("suppression") == "primary").height >= 2
 
 
 def test_provisional_when_the_next_year_is_not_loaded(handmade: Materialized):

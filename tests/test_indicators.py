@@ -432,7 +432,7 @@ def test_rates_without_population_for_the_year_have_zero_denominators():
         C3: (0, 0),
         "ALL": (1, 0),
     }
-    published = finalize(cells).filter(pl.col("indicator_id") == "foster_care_entry_rate")
+    published = finalize(cells)[0].filter(pl.col("indicator_id") == "foster_care_entry_rate")
     assert published["numerator"].to_list() == [0, 0, 0, 0]  # zero denominator -> 0
     assert published["value"].null_count() == 4
 
@@ -583,6 +583,10 @@ PROP = "cross_sector_reach"
 RATE = "foster_care_entry_rate"
 
 
+def county_table(frame, min_cell=11):
+    return finalize(frame, min_cell=min_cell)[0]
+
+
 def test_values_and_intervals_without_suppression():
     frame = pl.concat(
         [
@@ -590,7 +594,7 @@ def test_values_and_intervals_without_suppression():
             cells(RATE, [(C1, 5, 1000), (C2, 0, 0), ("ALL", 5, 1000)]),
         ]
     )
-    out = finalize(frame, min_cell=1).filter(pl.col("county_fips") == C1)
+    out = county_table(frame, min_cell=2).filter(pl.col("county_fips") == C1)
     prop, rate = out.row(0, named=True), out.row(1, named=True)
     assert (prop["indicator_id"], rate["indicator_id"]) == (PROP, RATE)
     # Wilson 8/10: 0.4902 .. 0.9433 (see test_stats); value 8/10
@@ -602,109 +606,20 @@ def test_values_and_intervals_without_suppression():
 
 
 def test_zero_denominator_gives_zero_numerator_and_null_value():
-    out = finalize(cells(RATE, [(C1, 7, 0), (C2, 40, 1000), ("ALL", 47, 1000)]))
+    # C1 has 7 entries but no population: shown 0/0, and ALL counts them out (40)
+    out = county_table(cells(RATE, [(C1, 7, 0), (C2, 40, 1000), ("ALL", 47, 1000)]))
     row = out.filter(pl.col("county_fips") == C1).row(0, named=True)
     assert (row["numerator"], row["denominator"]) == (0, 0)
     assert row["value"] is None and row["ci_low"] is None and row["ci_high"] is None
     assert row["suppression"] is None
-
-
-def test_primary_suppression_boundaries():
-    out = finalize(
-        cells(
-            PROP,
-            [
-                (C1, 10, 100),  # numerator 10 -> primary
-                (C2, 11, 11),  # 11/11 -> shown
-                (C3, 0, 10),  # proportion with denominator 10 -> primary
-                (C4, 0, 0),  # empty -> shown
-                ("ALL", 21, 121),
-            ],
-        )
-    )
-    assert suppression(out) == {C1: "primary", C2: None, C3: "primary", C4: None, "ALL": None}
-    rates = finalize(cells(RATE, [(C1, 0, 5), (C2, 12, 8), ("ALL", 12, 13)]))
-    # rates: a small denominator (population) alone never suppresses
-    assert suppression(rates) == {C1: None, C2: None, "ALL": None}
-
-
-def test_complementary_takes_the_smallest_numerator_of_at_least_one():
-    # C1 primary (5). Candidates: C2 numerator 0 (skipped), C3 30, C4 20 -> C4.
-    out = finalize(
-        cells(PROP, [(C1, 5, 100), (C2, 0, 50), (C3, 30, 60), (C4, 20, 40), ("ALL", 55, 250)])
-    )
-    assert suppression(out) == {C1: "primary", C2: None, C3: None, C4: "complementary", "ALL": None}
-    hidden = out.filter(pl.col("suppression").is_not_null())
-    for column in ("numerator", "denominator", "value", "ci_low", "ci_high"):
-        assert hidden[column].null_count() == 2
-    shown = out.filter(pl.col("suppression").is_null())
-    assert shown["numerator"].to_list() == [0, 30, 55]
-
-
-def test_complementary_ties_go_to_the_smallest_county_fips():
-    # C3 and C2 both have numerator 20 (C3 listed first): smallest fips C2 is chosen.
-    out = finalize(cells(PROP, [(C1, 5, 100), (C3, 20, 40), (C2, 20, 60), ("ALL", 45, 200)]))
-    assert suppression(out) == {C1: "primary", C2: "complementary", C3: None, "ALL": None}
-
-
-def test_complementary_else_the_smallest_when_no_numerator_is_at_least_one():
-    # C1 primary by its denominator 5; C3 0/30 and C2 0/50: none >= 1 -> smallest
-    # numerator (0, a tie) -> smallest fips C2. ALL 0/85 is shown.
-    out = finalize(cells(PROP, [(C1, 0, 5), (C3, 0, 30), (C2, 0, 50), ("ALL", 0, 85)]))
-    assert suppression(out) == {C1: "primary", C2: "complementary", C3: None, "ALL": None}
-
-
-def test_complementary_applies_to_rates():
-    # C3 primary (10); C1 0/5 has numerator 0; C2 12 -> C2.
-    out = finalize(cells(RATE, [(C1, 0, 5), (C2, 12, 8), (C3, 10, 1000), ("ALL", 22, 1013)]))
-    assert suppression(out) == {C1: None, C2: "complementary", C3: "primary", "ALL": None}
-
-
-def test_no_complementary_with_two_primary_counties_or_a_suppressed_all():
-    two = finalize(cells(PROP, [(C1, 5, 100), (C2, 3, 100), (C3, 50, 100), ("ALL", 58, 300)]))
-    assert suppression(two) == {C1: "primary", C2: "primary", C3: None, "ALL": None}
-    # ALL 3/35 is itself primary: nothing can be recovered, C2 stays visible
-    small = finalize(cells(PROP, [(C1, 3, 20), (C2, 0, 15), ("ALL", 3, 35)]))
-    assert suppression(small) == {C1: "primary", C2: None, "ALL": "primary"}
-
-
-def test_min_cell_is_configurable():
-    rows = [(C1, 4, 100), (C2, 5, 100), (C3, 30, 100), ("ALL", 39, 300)]
-    # limit 5: only C1 (4) is primary; smallest numerator >= 1 left is C2 (5)
-    assert suppression(finalize(cells(PROP, rows), min_cell=5)) == {
-        C1: "primary",
-        C2: "complementary",
-        C3: None,
-        "ALL": None,
-    }
-    # limit 11: C1 and C2 primary -> no complementary
-    assert suppression(finalize(cells(PROP, rows))) == {
-        C1: "primary",
-        C2: "primary",
-        C3: None,
-        "ALL": None,
-    }
-
-
-def test_group_suppression_runs_within_each_group_value():
-    frame = pl.concat(
-        [
-            cells(PROP, [(C1, 5, 100), (C2, 20, 50), ("ALL", 25, 150)], ("sex", "F")),
-            cells(PROP, [(C1, 0, 100), (C2, 20, 50), ("ALL", 20, 150)], ("sex", "M")),
-        ]
-    )
-    out = finalize(frame)
-    assert dict(out.schema) == schema.OUTCOME_INDICATORS_BY_GROUP.schema
-    f = out.filter(pl.col("group_value") == "F")
-    m = out.filter(pl.col("group_value") == "M")
-    assert suppression(f) == {C1: "primary", C2: "complementary", "ALL": None}
-    assert suppression(m) == {C1: None, C2: None, "ALL": None}
+    assert out.filter(pl.col("county_fips") == "ALL")["numerator"].to_list() == [40]
 
 
 def test_finalize_schema_order_and_unknown_indicators():
-    out = finalize(cells(PROP, [("ALL", 20, 40), (C2, 12, 20), (C1, 8, 20)]))
-    assert dict(out.schema) == schema.OUTCOME_INDICATORS.schema
-    assert out["county_fips"].to_list() == [C1, C2, "ALL"]
+    county, groups = finalize(cells(PROP, [("ALL", 30, 60), (C2, 15, 30), (C1, 15, 30)]))
+    assert dict(county.schema) == schema.OUTCOME_INDICATORS.schema
+    assert dict(groups.schema) == schema.OUTCOME_INDICATORS_BY_GROUP.schema
+    assert county["county_fips"].to_list() == [C1, C2, "ALL"]
     with pytest.raises(ValueError, match="not_an_indicator"):
         finalize(cells("not_an_indicator", [(C1, 1, 2)]))
 

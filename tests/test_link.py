@@ -33,6 +33,7 @@ IDENTITY = {
     "county_fips": pl.String,
 }  # fmt: skip
 
+
 def fixed_model() -> lm.Model:
     """The model's starting values as they are: what the rules do, not what EM learnt."""
     tfs = {c: pl.DataFrame(schema={c: pl.String, f"tf_{c}": pl.Float64}) for c in lm.TF_COLUMNS}
@@ -153,9 +154,10 @@ def test_adding_a_year_keeps_earlier_keys_and_records_merges():
     assert resolve(y19.links, y20.merges)["person_key"].n_unique() == 1
     # re-linking 2019 gives 2019 exactly the keys it had, and no new merge
     again = link(y19_rows, y20.registry, year=2019)
-    assert resolve(again.links, y20.merges)["person_key"].to_list() == resolve(
-        y19.links, y20.merges
-    )["person_key"].to_list()
+    assert (
+        resolve(again.links, y20.merges)["person_key"].to_list()
+        == resolve(y19.links, y20.merges)["person_key"].to_list()
+    )
     assert again.merges.is_empty()
 
 

@@ -12,10 +12,12 @@ import duckdb
 import polars as pl
 import pytest
 
+from outcomes.indicators import release_audit
 from outcomes.schema import (
     INDICATOR_PANEL,
     LOAD_LEDGER,
     OUTCOME_INDICATORS,
+    OUTCOME_INDICATORS_BY_GROUP,
     QUARANTINE,
     RECORD_LINKS,
 )
@@ -140,6 +142,17 @@ def test_suppressed_cells_cannot_be_recovered_from_the_state_total(sample: Mater
             .all()
         )
     assert 0 < cells["suppression"].is_not_null().sum() < cells.height
+
+
+def test_the_attacker_recovers_nothing_from_the_release(sample: Materialized):
+    """The audit of contract section 4 on every published indicator-year, as a data
+    steward runs it: from published/ alone."""
+    county = sample.warehouse.read(OUTCOME_INDICATORS)
+    audit = release_audit(county, sample.warehouse.read(OUTCOME_INDICATORS_BY_GROUP), 11)
+    assert audit.passed, audit.findings
+    years = county.select("indicator_id", "year").unique()
+    assert audit.summary.height == years.height
+    assert audit.summary["suppressed"].sum() > audit.summary["primary"].sum() > 0
 
 
 def test_nothing_lost_against_the_ground_truth(sample: Materialized):

@@ -78,14 +78,16 @@ def _date(c: pl.Expr) -> pl.Expr:
 def written(sample: Path, records: pl.DataFrame) -> pl.DataFrame:
     """Identity as written in every spells, services and wages file, beside its truth row."""
     parts = []
-    for (name, source), truth in records.filter(
-        pl.col("source").is_in(list(LOCAL_ID))
-    ).group_by("file", "source"):
+    for (name, source), truth in records.filter(pl.col("source").is_in(list(LOCAL_ID))).group_by(
+        "file", "source"
+    ):
         frame = _read(sample / "landing" / str(name))
         local = LOCAL_ID[str(source)]
         frame = frame.select(
             pl.col(local) if local else pl.lit(None, pl.String).alias("local_id"),
-            "first_name", "last_name", "ssn",
+            "first_name",
+            "last_name",
+            "ssn",
             *(["birth_date", "zip"] if local else []),
         ).rename({local: "local_id"} if local else {})
         parts.append(pl.concat([truth.sort("line"), frame], how="horizontal"))
@@ -257,16 +259,24 @@ def test_married_women_carry_the_new_surname_where_registered_after_the_marriage
         mine = by_kind.filter(pl.col("kind") == kind)
         after = mine.filter(pl.col("first_year") >= pl.col("marriage_year"))
         if kind != "wages":  # the wage agency registered everyone in the first year
-            assert_rate(after["married"].sum(), after.height, 1 - noise.maiden_name_kept,
-                        f"{kind}: registered after the marriage")
+            assert_rate(
+                after["married"].sum(),
+                after.height,
+                1 - noise.maiden_name_kept,
+                f"{kind}: registered after the marriage",
+            )
             assert after.filter("married")["only_new"].all()
         before = mine.filter(  # registered before, seen again from the marriage year on
             pl.col("first_year") < pl.col("marriage_year"),
             pl.col("last_year") >= pl.col("marriage_year"),
         )
         if kind != "nonprofit":  # a client is seldom enrolled again in a later year
-            assert_rate(before["married"].sum(), before.height, noise.married_name_update,
-                        f"{kind}: updated after the marriage")
+            assert_rate(
+                before["married"].sum(),
+                before.height,
+                noise.married_name_update,
+                f"{kind}: updated after the marriage",
+            )
 
 
 def test_compound_surnames_recorded_in_part_or_joined_otherwise(
@@ -283,22 +293,35 @@ def test_compound_surnames_recorded_in_part_or_joined_otherwise(
         part = mine["noise"].str.contains("name:compound_part")
         assert_rate(part.sum(), mine.height, noise.compound_part, f"{kind}: one part")
         rest = mine.filter(~part)
-        assert_rate(rest["noise"].str.contains("name:compound_format").sum(), rest.height,
-                    noise.compound_format, f"{kind}: other format")
+        assert_rate(
+            rest["noise"].str.contains("name:compound_format").sum(),
+            rest.height,
+            noise.compound_format,
+            f"{kind}: other format",
+        )
     # as written
-    rows = written.filter(
-        ~pl.col("noise").str.contains(OTHER_NAME_NOISE),
-        pl.col("planted").is_null() | ~pl.col("planted").str.contains("name"),
-    ).join(persons.rename({"person_id": "true_person_id"}), on="true_person_id").with_columns(
-        held=pl.when(pl.col("noise").str.contains("name:married"))
-        .then("married_name").otherwise("last_name").str.to_uppercase()
+    rows = (
+        written.filter(
+            ~pl.col("noise").str.contains(OTHER_NAME_NOISE),
+            pl.col("planted").is_null() | ~pl.col("planted").str.contains("name"),
+        )
+        .join(persons.rename({"person_id": "true_person_id"}), on="true_person_id")
+        .with_columns(
+            held=pl.when(pl.col("noise").str.contains("name:married"))
+            .then("married_name")
+            .otherwise("last_name")
+            .str.to_uppercase()
+        )
     )
     part = rows.filter(pl.col("noise").str.contains("name:compound_part"))
     assert part.height > 0
     words = part["held"].str.replace_all(SEPARATORS, " ").str.split(" ")
-    assert pl.DataFrame({"w": words, "l": part["w_last"]}).select(
-        pl.col("w").list.contains(pl.col("l"))
-    ).to_series().all()
+    assert (
+        pl.DataFrame({"w": words, "l": part["w_last"]})
+        .select(pl.col("w").list.contains(pl.col("l")))
+        .to_series()
+        .all()
+    )
     fmt = rows.filter(pl.col("noise").str.contains("name:compound_format"))
     assert fmt.height > 0
     assert (fmt["w_last"] != fmt["held"]).all()
@@ -311,8 +334,10 @@ def test_compound_surnames_recorded_in_part_or_joined_otherwise(
 @pytest.mark.parametrize(
     ("org_ids", "noise"),
     [
-        (["pathways_work", "kinship_family", "riverbend_bh", "community_action"],
-         NOISE["pathways_work"]),
+        (
+            ["pathways_work", "kinship_family", "riverbend_bh", "community_action"],
+            NOISE["pathways_work"],
+        ),
         (["hearth_housing"], NOISE["hearth_housing"]),
         (["dhs"], DHS.noise),
     ],
@@ -322,16 +347,25 @@ def test_nonprofits_often_lack_ssn_and_birth_date(
 ) -> None:
     regs = _registrations(written, persons).filter(pl.col("org_id").is_in(org_ids))
     regs = regs.unique(["org_id", "true_person_id", "local_id"])
-    assert_rate(regs["noise"].str.contains("ssn:missing").sum(), regs.height, noise.ssn_missing,
-                "ssn missing")
-    assert_rate(regs["noise"].str.contains("birth_date:missing").sum(), regs.height,
-                noise.birth_missing, "birth date missing")
+    assert_rate(
+        regs["noise"].str.contains("ssn:missing").sum(),
+        regs.height,
+        noise.ssn_missing,
+        "ssn missing",
+    )
+    assert_rate(
+        regs["noise"].str.contains("birth_date:missing").sum(),
+        regs.height,
+        noise.birth_missing,
+        "birth date missing",
+    )
     rows = written.filter(pl.col("org_id").is_in(org_ids), pl.col("planted").is_null())
     missing = rows["noise"].str.contains("ssn:missing")
     assert (rows.filter(missing)["w_ssn"].is_null()).all()
     assert (rows.filter(~missing)["w_ssn"].is_not_null()).all()
-    assert (rows.filter(pl.col("noise").str.contains("birth_date:missing"))["w_birth"]
-            .is_null().all())
+    assert (
+        rows.filter(pl.col("noise").str.contains("birth_date:missing"))["w_birth"].is_null().all()
+    )
     if org_ids != ["dhs"]:
         assert 0.4 <= noise.ssn_missing + noise.ssn_partial <= 0.65  # realistic for intake forms
 
@@ -339,7 +373,8 @@ def test_nonprofits_often_lack_ssn_and_birth_date(
 def _hashes(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and p.name != "summary.json"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "summary.json"
     }
 
 

@@ -1,0 +1,719 @@
+"""Disclosure control: what of an indicator-year may be published, and the attacker's audit.
+
+The county table and its breakdowns by sex and age band are one *linked table*: every
+cell sits on lines whose parts add up to the line's total (a group's counties add up to
+its ALL row; a county's groups, and ALL's, add up to that county's total row; the
+counties add up to ALL). Suppression is decided on the whole linked table at once:
+
+1. primary: a numerator of 1 to limit - 1, or for a proportion a denominator or a
+   denominator minus numerator (the persons without the outcome) of 1 to limit - 1;
+2. the line rule: no line has exactly one suppressed cell, and where a line's total is
+   published its suppressed parts hold together at least 2 x limit - 1 in numerator and,
+   for proportions, denominator (and in denominator minus numerator when one of them is
+   primary on it), so that the rule alone bounds no primary count tighter than 1 to
+   limit - 1;
+3. the audit: an integer program per group of linked suppressed cells bounds each
+   suppressed count from what is published and what the rule says; where a count is
+   pinned to one value, or a primary numerator keeps fewer than limit - 1 values, more
+   cells are suppressed and 2-3 repeat.
+
+Complementary picks are deterministic: in the line at fault, a published part that
+covers the line's shortfall alone (the smallest such), else the part that adds most,
+else the line's total; never a cell with a zero denominator (0/0). Cells are ordered
+by group, group value and county (ALL last), which breaks every tie.
+
+Pure numpy/scipy on arrays of one indicator-year: the tables are a few hundred cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import connected_components
+
+from outcomes import schema
+
+ALL = schema.ALL_COUNTIES
+TOTAL = "TOTAL"  # group_by and group_value of county-table cells inside the linked table
+PRIMARY, COMPLEMENTARY = "primary", "complementary"
+KEYS = ["indicator_id", "year"]
+CELL = ["county_fips", "group_by", "group_value"]
+SOLVE_SECONDS = 60.0  # per integer program; a solve cut short only keeps what it found
+Q_NUMERATOR, Q_DENOMINATOR, Q_COMPLEMENT = "numerator", "denominator", "complement"
+
+
+# ---------------------------------------------------------------- the linked table
+
+
+@dataclass
+class Linked:
+    """One indicator-year as arrays: cells in a fixed order, and its lines."""
+
+    key: tuple[str, int]
+    cells: pl.DataFrame  # CELL columns, in tie-break order
+    n: np.ndarray  # int64; -1 where unknown (a suppressed cell read from a release)
+    d: np.ndarray
+    proportion: bool
+    parts: sp.csr_matrix  # lines x cells, 1 where the cell is a part of the line
+    total: np.ndarray  # the total cell of each line
+    status: np.ndarray | None = None  # a release's suppression column, as published
+    cell_lines: list[np.ndarray] = field(default_factory=list)  # lines each cell is on
+
+    @property
+    def size(self) -> int:
+        return len(self.n)
+
+    def counts(self) -> dict[str, np.ndarray]:
+        """The counts the rule protects: numerator, and for proportions d and d - n."""
+        if not self.proportion:
+            return {Q_NUMERATOR: self.n}
+        return {Q_NUMERATOR: self.n, Q_DENOMINATOR: self.d, Q_COMPLEMENT: self.d - self.n}
+
+    def line_cells(self, line: int) -> np.ndarray:
+        start, end = self.parts.indptr[line], self.parts.indptr[line + 1]
+        return self.parts.indices[start:end]
+
+
+_ORDER = [pl.col("group_by") != TOTAL, "group_by", "group_value",
+          pl.col("county_fips") == ALL, "county_fips"]  # fmt: skip
+
+
+def _cell_frame(county: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """Both tables as one frame of cells; the county table's cells are group TOTAL."""
+    cols = [*KEYS, *CELL, "numerator", "denominator", "kind"]
+    cols += ["suppression"] if "suppression" in county else []
+    total = county.with_columns(group_by=pl.lit(TOTAL), group_value=pl.lit(TOTAL))
+    frame = pl.concat([total.select(cols), groups.select(cols)]) if groups.height else total
+    return frame.select(cols)
+
+
+def _lines(cells: pl.DataFrame) -> pl.DataFrame:
+    """(line, row, is_total): the margins that tie the cells of one indicator-year."""
+    rows = cells.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    across = rows.select(  # a group's counties (and the county table's) add up to ALL
+        line=pl.concat_str(pl.lit("across"), "group_by", "group_value", separator="|"),
+        row="row",
+        is_total=pl.col("county_fips") == ALL,
+    )
+    county_rows = rows.filter(pl.col("group_by") == TOTAL).select("county_fips", total="row")
+    breakdown = rows.filter(pl.col("group_by") != TOTAL)
+    within = breakdown.join(county_rows, on="county_fips", how="inner").select(
+        line=pl.concat_str(pl.lit("within"), "group_by", "county_fips", separator="|"),
+        parts=pl.col("row"),
+        total="total",
+    )
+    within = pl.concat(
+        [
+            within.select("line", row="parts", is_total=pl.lit(False)),
+            within.select("line", row="total", is_total=pl.lit(True)).unique(),
+        ]
+    )
+    return pl.concat([across, within]).sort("line", "row")
+
+
+def linked(county: pl.DataFrame, groups: pl.DataFrame) -> list[Linked]:
+    """The linked table of every indicator-year in a county table and its breakdowns.
+
+    Suppressed cells (numerator null) are unknowns. A table whose known cells do not
+    add up along its lines is refused: the protection would be computed on a lie.
+    """
+    frame = _cell_frame(county, groups)
+    out = []
+    for key, cells in frame.sort(KEYS).group_by(KEYS, maintain_order=True):
+        cells = cells.sort(_ORDER)
+        members = _lines(cells)
+        line_ids = members.select(pl.col("line").rank("dense").cast(pl.Int64) - 1).to_series()
+        members = members.with_columns(line_id=line_ids)
+        totals = members.filter("is_total").sort("line_id")
+        if totals.height != members["line_id"].n_unique():
+            raise ValueError(f"{key}: a line of the linked table has no single total row")
+        part = members.filter(~pl.col("is_total"))
+        n_lines = totals.height
+        parts = sp.csr_matrix(
+            (np.ones(part.height), (part["line_id"].to_numpy(), part["row"].to_numpy())),
+            shape=(n_lines, cells.height),
+        )
+        parts.sort_indices()
+        kinds = cells["kind"].unique().to_list()
+        if len(kinds) != 1:
+            raise ValueError(f"{key}: cells of more than one kind {kinds}")
+        table = Linked(
+            key=(str(key[0]), int(key[1])),
+            cells=cells.select(CELL),
+            n=cells["numerator"].fill_null(-1).to_numpy().astype(np.int64),
+            d=cells["denominator"].fill_null(-1).to_numpy().astype(np.int64),
+            proportion=kinds[0] == "proportion",
+            parts=parts,
+            total=totals["row"].to_numpy(),
+            status=(
+                np.array(cells["suppression"].to_list(), dtype=object)
+                if "suppression" in cells
+                else None
+            ),
+        )
+        csc = parts.tocsc()
+        table.cell_lines = [
+            np.union1d(
+                csc.indices[csc.indptr[c] : csc.indptr[c + 1]], np.flatnonzero(table.total == c)
+            )
+            for c in range(table.size)
+        ]
+        _check_margins(table)
+        out.append(table)
+    return out
+
+
+def _check_margins(table: Linked) -> None:
+    for name, q in (("numerator", table.n), ("denominator", table.d)):
+        known = q >= 0
+        whole = (table.parts @ known.astype(float)) == np.asarray(table.parts.sum(axis=1)).ravel()
+        whole &= known[table.total]
+        off = whole & (table.parts @ np.where(known, q, 0) != q[table.total])
+        if off.any() and (name == "numerator" or table.proportion):
+            bad = table.cells.row(int(table.total[np.flatnonzero(off)[0]]))
+            raise ValueError(f"{table.key}: the {name}s of a line do not add up to {bad}")
+
+
+# ---------------------------------------------------------------- the rule
+
+
+def primary_mask(table: Linked, limit: int) -> dict[str, np.ndarray]:
+    """Per protected count, the cells where it is 1 to limit - 1 (truth needed)."""
+    return {q: (v >= 1) & (v <= limit - 1) for q, v in table.counts().items()}
+
+
+def _zero_denominator(table: Linked) -> np.ndarray:
+    return table.d == 0
+
+
+def _shortfalls(
+    table: Linked, hidden: np.ndarray, small: dict[str, np.ndarray], limit: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Lines breaking the line rule, and per count how much their hidden parts lack."""
+    need = 2 * limit - 1
+    h = hidden.astype(float)
+    in_parts = table.parts @ h
+    count = in_parts + h[table.total]
+    total_published = ~hidden[table.total]
+    lack = {}
+    for q, v in table.counts().items():
+        guarded = q != Q_COMPLEMENT or small[q].any()
+        if not guarded:
+            continue
+        if q == Q_COMPLEMENT:
+            guarded_lines = (table.parts @ (hidden & small[q]).astype(float)) > 0
+        else:
+            guarded_lines = np.ones(len(table.total), dtype=bool)
+        held = table.parts @ (h * v)
+        lack[q] = np.where(total_published & (in_parts > 0) & guarded_lines, need - held, 0)
+    broken = count == 1
+    for q in lack:
+        broken |= lack[q] > 0
+    return broken, lack
+
+
+def _pick(table: Linked, line: int, hidden: np.ndarray, lack: dict[str, float]) -> int | None:
+    """The complementary cell for one line (see the module docstring), or None."""
+    total = int(table.total[line])
+    cands = np.append(table.line_cells(line), total)
+    cands = cands[~hidden[cands] & ~_zero_denominator(table)[cands]]
+    if not len(cands):
+        return None
+    counts = table.counts()
+    short = {q: a for q, a in lack.items() if a > 0}
+    is_total = cands == total
+    covers = np.ones(len(cands), dtype=bool)
+    adds = np.zeros(len(cands))
+    for q, a in short.items():
+        covers &= counts[q][cands] >= a
+        adds += np.minimum(counts[q][cands], a)
+    n, d = table.n[cands], table.d[cands]
+    if covers.any():
+        order = np.lexsort((cands, d, n, is_total, ~covers))
+    elif (adds > 0).any():
+        order = np.lexsort((cands, -adds, is_total))
+    else:  # nothing in the line adds anything: the total stops the line telling
+        order = np.lexsort((cands, n, ~is_total))
+    return int(cands[order[0]])
+
+
+def _apply_line_rule(
+    table: Linked, hidden: np.ndarray, small: dict[str, np.ndarray], limit: int
+) -> list[int]:
+    """Suppress complementary cells until no line breaks the rule; the cells added."""
+    added: list[int] = []
+    while True:
+        broken, lack = _shortfalls(table, hidden, small, limit)
+        for line in np.flatnonzero(broken):
+            cell = _pick(table, int(line), hidden, {q: a[line] for q, a in lack.items()})
+            if cell is not None:
+                hidden[cell] = True
+                added.append(cell)
+                break
+        else:
+            return added
+
+
+# ---------------------------------------------------------------- the attacker
+
+
+@dataclass(frozen=True)
+class Range:
+    """What the attacker can say of one suppressed count."""
+
+    low: int
+    high: int
+    exact: bool  # both ends proved by the solver (else the range found so far)
+
+    @property
+    def values(self) -> int:
+        return self.high - self.low + 1
+
+
+@dataclass
+class Finding:
+    cell: int
+    count: str
+    range: Range
+    primary: bool
+
+
+def _upper_bounds(table: Linked, hidden: np.ndarray) -> dict[str, np.ndarray]:
+    """Bounds each hidden count by propagation along the lines (valid, not tight)."""
+    counts = (
+        {Q_NUMERATOR: table.n, Q_DENOMINATOR: table.d}
+        if table.proportion
+        else {Q_NUMERATOR: table.n}
+    )
+    out = {}
+    for q, v in counts.items():
+        ub = np.where(hidden, np.inf, v.astype(float))
+        for _ in range(table.size):
+            before = ub.copy()
+            known_parts = table.parts @ np.where(hidden, 0.0, v)
+            for line in range(len(table.total)):
+                t, members = table.total[line], table.line_cells(line)
+                if not hidden[t]:
+                    rest = v[t] - known_parts[line]
+                    hp = members[hidden[members]]
+                    ub[hp] = np.minimum(ub[hp], rest)
+                else:
+                    ub[t] = min(ub[t], ub[members].sum())
+            if np.array_equal(before, ub):
+                break
+        out[q] = ub
+    if table.proportion:
+        out[Q_NUMERATOR] = np.minimum(out[Q_NUMERATOR], out[Q_DENOMINATOR])
+    fallback = 2.0 * max(int(np.abs(table.n).sum() + np.abs(table.d).sum()), 1)
+    return {q: np.where(np.isinf(ub), fallback, ub) for q, ub in out.items()}
+
+
+class _Program:
+    """The attacker's integer program over one group of linked suppressed cells.
+
+    With an `anchor` (a feasible point, e.g. the true values) every either-or of the
+    rule is fixed to the side the anchor is on: a smaller program, solved as an LP
+    whenever its optimum is integral, whose points are points of the full one.
+    """
+
+    def __init__(self, table: Linked, hidden: np.ndarray, cells: np.ndarray, status: np.ndarray,
+                 limit: int, ub: dict[str, np.ndarray],
+                 anchor: dict[str, np.ndarray] | None = None,
+                 free: np.ndarray | None = None) -> None:  # fmt: skip
+        self.cells, self.anchored = cells, anchor is not None and free is None
+        k = len(cells)
+        index = {int(c): i for i, c in enumerate(cells)}
+        self.col = {Q_NUMERATOR: np.arange(k)}
+        if table.proportion:
+            self.col[Q_DENOMINATOR] = np.arange(k, 2 * k)
+        n_vars = k * len(self.col)
+        self.rows: list[tuple[dict[int, float], float, float]] = []
+        self.lows, self.highs = np.zeros(n_vars), np.zeros(n_vars)
+        for q, cols in self.col.items():
+            self.highs[cols] = ub[q][cells]
+        self.n_vars = n_vars
+        for i, c in enumerate(cells):
+            pinned = anchor is not None and (free is None or not free[i])
+            a = {q: float(v[i]) for q, v in anchor.items()} if pinned else None
+            self._rule(i, status[c], limit, a)
+        lines = np.unique(np.concatenate([table.cell_lines[c] for c in cells]))
+        for q, cols in self.col.items():
+            v = table.n if q == Q_NUMERATOR else table.d
+            for line in lines:
+                t, members = int(table.total[line]), table.line_cells(line)
+                terms = {int(cols[index[int(p)]]): 1.0 for p in members if hidden[p]}
+                rhs = -float(v[members][~hidden[members]].sum())
+                if hidden[t]:
+                    terms[int(cols[index[t]])] = -1.0
+                else:
+                    rhs += float(v[t])
+                self.rows.append((terms, rhs, rhs))
+        a = sp.lil_matrix((len(self.rows), self.n_vars))
+        lb, rb = np.empty(len(self.rows)), np.empty(len(self.rows))
+        for r, (terms, low, high) in enumerate(self.rows):
+            for j, coef in terms.items():
+                a[r, j] = coef
+            lb[r], rb[r] = low, high
+        self.constraints = LinearConstraint(a.tocsr(), lb, rb)
+        self.bounds = Bounds(self.lows, self.highs)
+        self.integrality = np.ones(self.n_vars)
+
+    def _binary(self) -> int:
+        self.lows, self.highs = np.append(self.lows, 0.0), np.append(self.highs, 1.0)
+        self.n_vars += 1
+        return self.n_vars - 1
+
+    def _within(self, terms: dict[int, float], low: float, high: float) -> None:
+        """low <= terms <= high, as a bound when the terms are one variable."""
+        if len(terms) == 1:
+            (j,) = terms
+            self.lows[j], self.highs[j] = max(self.lows[j], low), min(self.highs[j], high)
+        else:
+            self.rows.append((terms, low, high))
+
+    def _either(self, terms: dict[int, float], sides: list[tuple[float, float]],
+                anchor: float | None, big: float) -> list[int]:  # fmt: skip
+        """terms lies in one of `sides`; the anchor's side only, or a binary per side."""
+        if anchor is not None:
+            low, high = next(s for s in sides if s[0] <= anchor <= s[1])
+            self._within(terms, low, high)
+            return []
+        z = [self._binary() for _ in sides]
+        for zq, (low, high) in zip(z, sides, strict=True):  # active side: low <= terms <= high
+            if low > 0:
+                self.rows.append(({**terms, zq: -low}, 0, np.inf))
+            if np.isfinite(high):
+                self.rows.append(({**terms, zq: big}, -np.inf, high + big))
+        self.rows.append(({zq: 1.0 for zq in z}, 1, np.inf))
+        return z
+
+    def _rule(
+        self, i: int, reason: str | None, limit: int, anchor: dict[str, float] | None
+    ) -> None:
+        """What the published suppression reason says of cell i (None: a published cell
+        taken as unknown, for the baseline where nothing is published)."""
+        primary = reason == PRIMARY
+        small, zero, large = (1.0, limit - 1.0), (0.0, 0.0), (float(limit), np.inf)
+        n = int(self.col[Q_NUMERATOR][i])
+        big_n = float(self.highs[n]) + limit
+        at = (lambda q: None) if anchor is None else anchor.get
+        if Q_DENOMINATOR not in self.col:  # a rate: its denominator is public
+            self._either({n: 1.0}, [small] if primary else [zero, large], at(Q_NUMERATOR), big_n)
+            return
+        d = int(self.col[Q_DENOMINATOR][i])
+        big_d = float(self.highs[d]) + limit
+        self.rows.append(({d: 1.0, n: -1.0}, 0, np.inf))  # numerator at most denominator
+        terms = {Q_NUMERATOR: {n: 1.0}, Q_DENOMINATOR: {d: 1.0}, Q_COMPLEMENT: {d: 1.0, n: -1.0}}
+        big = {Q_NUMERATOR: big_n, Q_DENOMINATOR: big_d, Q_COMPLEMENT: big_d}
+        if primary:  # numerator, denominator or d - n is 1..limit-1
+            if anchor is not None:
+                q = next(q for q in terms if small[0] <= anchor[q] <= small[1])
+                self._within(terms[q], *small)
+                return
+            z = []
+            for q in terms:
+                zq = self._binary()
+                self.rows.append(({**terms[q], zq: -1.0}, 0, np.inf))
+                self.rows.append(({**terms[q], zq: big[q]}, -np.inf, small[1] + big[q]))
+                z.append(zq)
+            self.rows.append(({zq: 1.0 for zq in z}, 1, np.inf))
+            return
+        if reason == COMPLEMENTARY:  # never 0/0, so the denominator is not small
+            self._within({d: 1.0}, *large)
+        else:
+            self._either({d: 1.0}, [zero, large], at(Q_DENOMINATOR), big_d)
+        for q in (Q_NUMERATOR, Q_COMPLEMENT):
+            self._either(terms[q], [zero, large], at(q), big[q])
+
+    def value(self, x: np.ndarray, q: str) -> np.ndarray:
+        if q == Q_COMPLEMENT:
+            return x[self.col[Q_DENOMINATOR]] - x[self.col[Q_NUMERATOR]]
+        return x[self.col[q]]
+
+    def objective(self, q: str, sign: float, which: np.ndarray | None = None) -> np.ndarray:
+        c = np.zeros(self.n_vars)
+        pick = np.arange(len(self.cells)) if which is None else which
+        if q == Q_COMPLEMENT:
+            c[self.col[Q_DENOMINATOR][pick]] += sign
+            c[self.col[Q_NUMERATOR][pick]] -= sign
+        else:
+            c[self.col[q][pick]] += sign
+        return c
+
+    def solve(self, c: np.ndarray) -> tuple[np.ndarray | None, bool]:
+        """A feasible integer point at the optimum (or the best found), and whether proved."""
+        options = {"mip_rel_gap": 0.0, "time_limit": SOLVE_SECONDS}
+        if self.anchored:  # often integral as an LP: try that first
+            res = milp(c, bounds=self.bounds, constraints=self.constraints, options=options)
+            if res.x is not None and np.allclose(res.x, np.round(res.x), atol=1e-7):
+                return np.round(res.x), res.status == 0
+        res = milp(c, integrality=self.integrality, bounds=self.bounds,
+                   constraints=self.constraints, options=options)  # fmt: skip
+        if res.x is None:
+            return None, False
+        return np.round(res.x), res.status == 0
+
+
+def _groups(table: Linked, hidden: np.ndarray) -> Iterator[np.ndarray]:
+    """Suppressed cells that share a line, transitively: each is one program."""
+    cells = np.flatnonzero(hidden)
+    if not len(cells):
+        return
+    member = sp.csr_matrix(table.parts.toarray() + _total_matrix(table))[:, cells]
+    member.data[:] = 1.0
+    adjacency = (member.T @ member).tocsr()
+    _, labels = connected_components(adjacency, directed=False)
+    for label in np.unique(labels):
+        yield cells[labels == label]
+
+
+def _total_matrix(table: Linked) -> np.ndarray:
+    m = np.zeros((len(table.total), table.size))
+    m[np.arange(len(table.total)), table.total] = 1.0
+    return m
+
+
+def audit_table(table: Linked, hidden: np.ndarray, status: np.ndarray, limit: int,
+                truth: bool = False) -> list[Finding]:  # fmt: skip
+    """The suppressed counts an attacker pins down or narrows, with the range found.
+
+    Ranges grow from feasible points only (so a count passes only when two solutions
+    prove it): the extremes of each count summed over the counts still in doubt, round
+    after round, then one count at a time for the few left. With `truth` (the
+    pipeline's own check) the true values are one more feasible point.
+    """
+    findings: list[Finding] = []
+    ub = _upper_bounds(table, hidden)
+    for cells in _groups(table, hidden):
+        findings += _audit_group(table, hidden, cells, status, limit, ub, truth)
+    return [f for f in findings if not inherent(table, f, status, limit)]
+
+
+def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: np.ndarray,
+                 limit: int, ub: dict[str, np.ndarray], truth: bool) -> list[Finding]:  # fmt: skip
+    full = _Program(table, hidden, cells, status, limit, ub)
+    quantities = [*full.col, *([Q_COMPLEMENT] if table.proportion else [])]
+    if truth:
+        anchor = {q: v[cells].astype(float) for q, v in table.counts().items()}
+    else:
+        x, _ = full.solve(np.zeros(full.n_vars))
+        if x is None:
+            raise ValueError(f"{table.key}: no counts fit what is published and the rule")
+        anchor = {q: full.value(x, q) for q in quantities}
+    width = {q: np.full(len(cells), 2) for q in quantities}
+    width[Q_NUMERATOR] = np.where(status[cells] == PRIMARY, max(limit - 1, 2), 2)
+    low = {q: anchor[q].copy() for q in quantities}
+    high = {q: anchor[q].copy() for q in quantities}
+    proved = {q: np.zeros((len(cells), 2), dtype=bool) for q in quantities}
+
+    def seen(x: np.ndarray) -> None:
+        for q in quantities:
+            v = full.value(x, q)
+            low[q], high[q] = np.minimum(low[q], v), np.maximum(high[q], v)
+
+    def doubtful(q: str) -> np.ndarray:
+        return high[q] - low[q] + 1 < width[q]
+
+    def explore(point: dict[str, np.ndarray]) -> None:
+        """Cheap LPs on the sides `point` is on: sums of the counts in doubt, then each."""
+        near = _Program(table, hidden, cells, status, limit, ub, point)
+        for q in quantities:
+            progress = True
+            while progress and doubtful(q).any():
+                before = int(doubtful(q).sum())
+                for sign in (1.0, -1.0):
+                    x, _ = near.solve(near.objective(q, sign, np.flatnonzero(doubtful(q))))
+                    if x is not None:
+                        seen(x)
+                progress = int(doubtful(q).sum()) < before
+            for i in np.flatnonzero(doubtful(q)):
+                for sign in (-1.0, 1.0):
+                    if doubtful(q)[i]:
+                        x, _ = near.solve(near.objective(q, sign, np.array([i])))
+                        if x is not None:
+                            seen(x)
+
+    explore(anchor)
+    near_cells = _neighbours(table, hidden, cells)
+    findings = []
+    for q in quantities:  # what is left: free the cell's neighbours, then everything
+        for i in np.flatnonzero(doubtful(q)):
+            for end, sign in ((1, -1.0), (0, 1.0)):  # the highest, then the lowest
+                local = _Program(table, hidden, cells, status, limit, ub, anchor, near_cells[i])
+                for program in (local, full):
+                    if not doubtful(q)[i]:
+                        break
+                    x, ok = program.solve(program.objective(q, sign, np.array([i])))
+                    if x is not None:
+                        seen(x)
+                        explore({k: full.value(x, k) for k in quantities})  # new sides
+                proved[q][i, end] = program is full and ok and x is not None
+            if doubtful(q)[i]:
+                rng = Range(int(low[q][i]), int(high[q][i]), bool(proved[q][i].all()))
+                findings.append(Finding(int(cells[i]), q, rng, bool(status[cells[i]] == PRIMARY)))
+    return findings
+
+
+def _neighbours(table: Linked, hidden: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """cells x cells: suppressed cells within two lines of each other."""
+    member = (table.parts.toarray() + _total_matrix(table))[:, cells] > 0
+    one = (member.T.astype(int) @ member.astype(int)) > 0
+    return (one.astype(int) @ one.astype(int)) > 0
+
+
+def inherent(table: Linked, finding: Finding, status: np.ndarray, limit: int) -> bool:
+    """The rule alone narrows the count as much: with every cell of the indicator-year
+    suppressed (only the reasons published) the attacker's range is no wider.
+
+    So a statewide count below the limit bounds its counties whatever is published.
+    """
+    everything = np.ones(table.size, dtype=bool)
+    ub = _upper_bounds(table, everything)
+    cells = next(g for g in _groups(table, everything) if finding.cell in g)
+    program = _Program(table, everything, cells, status, limit, ub)
+    i = int(np.flatnonzero(cells == finding.cell)[0])
+    ends = []
+    for sign in (1.0, -1.0):
+        x, ok = program.solve(program.objective(finding.count, sign, np.array([i])))
+        if x is None or not ok:
+            return False
+        ends.append(float(program.value(x, finding.count)[i]))
+    return ends[1] - ends[0] + 1 <= finding.range.values
+
+
+def _enough(low: float, high: float, q: str, primary: bool, limit: int) -> bool:
+    """Not pinned; a primary numerator keeps at least limit - 1 values."""
+    if not np.isfinite(low) or not np.isfinite(high):
+        return False
+    width = high - low + 1
+    return width >= (limit - 1 if primary and q == Q_NUMERATOR else 2)
+
+
+# ---------------------------------------------------------------- protection
+
+
+def protect_table(table: Linked, limit: int) -> np.ndarray:
+    """The suppression status of each cell (None, primary or complementary)."""
+    small = primary_mask(table, limit)
+    is_primary = np.logical_or.reduce(list(small.values()))
+    hidden = is_primary.copy()
+    status = np.where(is_primary, PRIMARY, None).astype(object)
+    while True:
+        _apply_line_rule(table, hidden, small, limit)
+        status[hidden & (status == None)] = COMPLEMENTARY  # noqa: E711
+        findings = audit_table(table, hidden, status, limit, truth=True)
+        if not findings:
+            return status
+        if not _fix(table, hidden, findings, limit):
+            rest = ~hidden & ~_zero_denominator(table)
+            hidden |= rest  # nothing narrower protects it: publish none of it
+            status[rest] = COMPLEMENTARY
+            return status
+
+
+def _fix(table: Linked, hidden: np.ndarray, findings: list[Finding], limit: int) -> bool:
+    """One more complementary cell beside each cell the attacker narrowed."""
+    need = 2 * limit - 1
+    counts = table.counts()
+    touched: set[int] = set()
+    added = False
+    for f in findings:
+        lines = [int(li) for li in table.cell_lines[f.cell] if int(li) not in touched]
+        if not lines:
+            continue
+        q = f.count
+        held = [counts[q][table.line_cells(li)][hidden[table.line_cells(li)]].sum() for li in lines]
+        closed = [0 if hidden[table.total[li]] else 1 for li in lines]
+        order = sorted(range(len(lines)), key=lambda j: (-closed[j], held[j], lines[j]))
+        for j in order:
+            cell = _pick(table, lines[j], hidden, {q: need - held[j]})
+            if cell is not None:
+                hidden[cell] = True
+                touched.add(lines[j])
+                added = True
+                break
+    return added
+
+
+def protect(
+    county: pl.DataFrame, groups: pl.DataFrame, limit: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`suppression` for every cell of a county table and its breakdowns (all years)."""
+    decided = []
+    for table in linked(county, groups):
+        status = protect_table(table, limit)
+        decided.append(
+            table.cells.with_columns(
+                indicator_id=pl.lit(table.key[0]),
+                year=pl.lit(table.key[1], dtype=pl.Int64),
+                suppression=pl.Series(status.tolist(), dtype=pl.String),
+            )
+        )
+    flags = pl.concat(decided) if decided else pl.DataFrame(
+        schema={**dict.fromkeys(CELL, pl.String), "indicator_id": pl.String,
+                "year": pl.Int64, "suppression": pl.String}
+    )  # fmt: skip
+    county_flags = flags.filter(pl.col("group_by") == TOTAL).drop("group_by", "group_value")
+    group_flags = flags.filter(pl.col("group_by") != TOTAL)
+    on = [*KEYS, "county_fips"]
+    return (
+        county.drop("suppression", strict=False).join(
+            county_flags, on=on, how="left", maintain_order="left"
+        ),
+        groups.drop("suppression", strict=False).join(
+            group_flags, on=[*on, "group_by", "group_value"], how="left", maintain_order="left"
+        ),
+    )
+
+
+# ---------------------------------------------------------------- the audit of a release
+
+
+AUDIT_SCHEMA = {
+    "indicator_id": pl.String, "year": pl.Int64, "county_fips": pl.String,
+    "group_by": pl.String, "group_value": pl.String, "suppression": pl.String,
+    "count": pl.String, "low": pl.Int64, "high": pl.Int64, "exact": pl.Boolean,
+    "recovered": pl.Boolean,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What an attacker learns from a release: per indicator-year totals and failures."""
+
+    summary: pl.DataFrame  # indicator_id, year, suppressed, primary, recovered, narrowed
+    findings: pl.DataFrame  # AUDIT_SCHEMA, one row per count pinned or narrowed
+
+    @property
+    def passed(self) -> bool:
+        return self.findings.height == 0
+
+
+def audit(county: pl.DataFrame, groups: pl.DataFrame, limit: int) -> Audit:
+    """Play the attacker on published tables (suppressed cells null, `kind` joined)."""
+    summary, found = [], []
+    for table in linked(county, groups):
+        status = table.status
+        assert status is not None, "a release carries its suppression column"
+        hidden = status != None  # noqa: E711
+        findings = audit_table(table, hidden, status, limit)
+        recovered = {f.cell for f in findings if f.range.values == 1}
+        narrowed = {f.cell for f in findings} - recovered
+        summary.append((*table.key, int(hidden.sum()), int((status == PRIMARY).sum()),
+                        len(recovered), len(narrowed)))  # fmt: skip
+        for f in findings:
+            cell = (*table.key, *table.cells.row(f.cell), status[f.cell], f.count)
+            found.append((*cell, f.range.low, f.range.high, f.range.exact, f.range.values == 1))
+    summary_schema = {
+        "indicator_id": pl.String, "year": pl.Int64, "suppressed": pl.Int64,
+        "primary": pl.Int64, "recovered": pl.Int64, "narrowed": pl.Int64,
+    }  # fmt: skip
+    return Audit(
+        pl.DataFrame(summary, schema=summary_schema, orient="row"),
+        pl.DataFrame(found, schema=AUDIT_SCHEMA, orient="row"),
+    )
