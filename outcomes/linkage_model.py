@@ -29,6 +29,7 @@ import polars as pl
 
 from outcomes.schema import LINKAGE_MODEL_EVENTS
 from outcomes.warehouse import Warehouse
+from outcomes.zones import owner_only
 
 UNIQUE_ID = "variant"
 DUCKDB_MEMORY_LIMIT = "2GB"  # Splink's DuckDB spills past this
@@ -216,6 +217,7 @@ class Model:
             tf.write_parquet(folder / f"tf_{col}.parquet")
         doc = {"format": MODEL_FORMAT, "trained_on": self.trained_on, "splink": self.splink}
         (folder / "model.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+        owner_only(folder)
 
     @classmethod
     def load(cls, folder: Path) -> Model:

@@ -17,6 +17,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from outcomes.zones import OWNER_ONLY_FILE, owner_only
+
 ENV_LINKAGE_KEY = "OUTCOMES_LINKAGE_KEY"
 
 # The demo's linkage key. Anyone with this code can recompute demo person keys, so only
@@ -117,4 +119,6 @@ def check_key_fingerprint(warehouse_dir: Path | str, key: str) -> None:
     ) as f:
         json.dump(record, f, indent=2)
         f.write("\n")
+    os.chmod(f.name, OWNER_ONLY_FILE)
     os.replace(f.name, path)  # whole or not at all
+    owner_only(path)

@@ -15,11 +15,10 @@ from pathlib import Path
 import polars as pl
 
 from outcomes.config import PARQUET_COMPRESSION
-from outcomes.schema import Table
+from outcomes.schema import Table, Zone
+from outcomes.zones import OWNER_ONLY_FILE, owner_only
 
 DATA_FILE = "data.parquet"
-
-
 class Warehouse:
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -40,7 +39,10 @@ class Warehouse:
         if table.by_year:
             df = df.drop("year")
         target = self.path(table, year)
-        write_atomic(df, target)
+        private = table.zone == Zone.RESTRICTED
+        write_atomic(df, target, private)
+        if private:
+            owner_only(target)
         return target
 
     def years(self, table: Table) -> list[int]:
@@ -76,11 +78,14 @@ def conform(df: pl.DataFrame, table: Table) -> pl.DataFrame:
     return df.select(pl.col(c).cast(t) for c, t in table.schema.items())
 
 
-def write_atomic(df: pl.DataFrame, target: Path) -> None:
+def write_atomic(df: pl.DataFrame, target: Path, private: bool = False) -> None:
+    """Beside the target, then renamed over it; `private` files are 0600 before the rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         df.write_parquet(tmp, compression=PARQUET_COMPRESSION, statistics=True)
+        if private:
+            os.chmod(tmp, OWNER_ONLY_FILE)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -275,3 +275,20 @@ def test_ordinary_numbers_in_the_event_log_are_not_leaks(
     ids, ex = examples
     line = template.format(**ex)
     assert find_leaks(line, ids) == {}, line
+
+
+def test_restricted_zone_is_readable_by_its_owner_only(handmade):
+    """Mode bits, not a failed read: CI runs as root, who reads anything."""
+    import os
+    import stat
+
+    zone = handmade.warehouse.root / "restricted"
+    paths = [zone, *zone.rglob("*")]
+    kinds = {p.suffix for p in paths if p.is_file()}
+    assert {".parquet", ".json", ".html"} <= kinds  # tables, model and fingerprint, Data Docs
+    wrong = [
+        (str(p.relative_to(zone)), oct(stat.S_IMODE(os.stat(p).st_mode)))
+        for p in paths
+        if stat.S_IMODE(os.stat(p).st_mode) != (0o700 if p.is_dir() else 0o600)
+    ]
+    assert wrong == []
