@@ -47,7 +47,7 @@ class Mapping:
         if not path.exists():
             return cls()
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = _plain_yaml(path.read_text(encoding="utf-8"), shown) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise LandingError(f"{shown}: not a readable mapping.yaml ({type(e).__name__})") from e
         if not isinstance(doc, dict) or set(doc) - {"columns", "values", "date_format"}:
@@ -55,12 +55,14 @@ class Mapping:
                 f"{shown}: a mapping has only the keys columns, values and date_format"
             )
         columns, values = doc.get("columns") or {}, doc.get("values") or {}
-        date_format = doc.get("date_format")
+        date_format = doc.get("date_format") or None
         # a malformed mapping must fail here, naming its file, not later as a Polars error
         if not (
             isinstance(columns, dict)
             and isinstance(values, dict)
+            and all(isinstance(v, str) for v in columns.values())
             and all(isinstance(m, dict) for m in values.values())
+            and all(isinstance(v, str) for m in values.values() for v in m.values())
             and (date_format is None or isinstance(date_format, str))
         ):
             raise LandingError(
@@ -77,6 +79,16 @@ class Mapping:
             values={str(c): {str(k): str(v) for k, v in m.items()} for c, m in values.items()},
             date_format=date_format,
         )
+
+
+def _plain_yaml(text: str, shown: str) -> object:
+    """YAML with every scalar read as written: YAML 1.1 would turn the labels N, yes
+    and 001 into false, true and 1. Anchors and aliases are refused (a label is
+    written where it is used)."""
+    for event in yaml.parse(text, Loader=yaml.BaseLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise LandingError(f"{shown}: anchors and aliases (&, *) are not allowed")
+    return yaml.load(text, Loader=yaml.BaseLoader)  # builds str, list and dict only
 
 
 @dataclass(frozen=True)

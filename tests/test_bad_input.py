@@ -411,6 +411,10 @@ def test_mapping_naming_a_column_the_file_lacks_fails(broken: Broken):
         ("columns: [record_id]\n", "public/m/mapping.yaml: columns must map contract names"),
         ('date_format: "%Y-%m-%d %H"\n',
          "public/m/mapping.yaml: date_format is not a valid date format"),
+        ("values: {sex: {Female: &f F, Woman: *f}}\n",
+         "public/m/mapping.yaml: anchors and aliases (&, *) are not allowed"),
+        ("values: {sex: {Female: [F]}}\n", "public/m/mapping.yaml: columns must map contract"),
+        ("columns: {first_name: {a: b}}\n", "public/m/mapping.yaml: columns must map contract"),
     ],
 )  # fmt: skip
 def test_a_mapping_that_cannot_apply_fails_naming_it(tmp_path: Path, mapping: str, error: str):
@@ -419,6 +423,15 @@ def test_a_mapping_that_cannot_apply_fails_naming_it(tmp_path: Path, mapping: st
     with pytest.raises(LandingError) as e:
         stage(tmp_path, "public/m/spells_2014.csv")
     assert str(e.value).startswith(error)
+
+
+def test_mapping_labels_are_read_as_written(tmp_path: Path):
+    # YAML 1.1 reads N as false, yes as true and 001 as 1: a label must stay the label
+    path = tmp_path / "mapping.yaml"
+    path.write_text("values:\n  sex: {N: X, yes: M, 001: F, 1.0: U, ~: U}\ncolumns: {ssn: 010}\n")
+    mapping = Mapping.load(path)
+    assert mapping.values == {"sex": {"N": "X", "yes": "M", "001": "F", "1.0": "U", "~": "U"}}
+    assert mapping.columns == {"ssn": "010"}
 
 
 def test_wage_columns_in_an_agency_mapping_do_not_break_its_spells(tmp_path: Path):
