@@ -250,7 +250,14 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
                 ) from None
             return df, set()
         if ext == "parquet":
+            import pyarrow.parquet as pq
+
+            _once_each(lf, pq.read_schema(path).names)
             return _as_text(pl.read_parquet(path))
+        # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
+        header = pl.read_excel(path, sheet_id=1, engine="calamine", has_header=False,
+                               read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
+        _once_each(lf, [str(v) for v in header.row(0) if v is not None] if header.height else [])
         # as text: a bad value typed among date cells must not silently become null
         df = pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=0)
         midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
@@ -263,6 +270,14 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
         raise LandingError(
             f"{lf.relative}: cannot be read as {ext} ({type(e).__name__}: {first})"
         ) from None
+
+
+def _once_each(lf: LandingFile, names: list[str]) -> None:
+    """A repeated column header fails: which of the two holds the data?"""
+    names = [n.strip() for n in names]
+    twice = sorted({c for c in names if c and names.count(c) > 1})
+    if twice:
+        raise LandingError(f"{lf.relative}: column(s) {twice} appear more than once; keep one")
 
 
 def read_header(lf: LandingFile) -> list[str]:
@@ -286,11 +301,8 @@ def read_text(lf: LandingFile, mapping: Mapping | None = None) -> tuple[pl.DataF
     """
     mapping = mapping or lf.mapping()
     df, native = _read_any(lf)
-    # Polars renames a repeated header to <name>_duplicated_<n>: which one holds the data?
-    names = [re.sub(r"_duplicated_\d+$", "", c).strip() for c in df.columns]
-    twice = sorted({c for c in names if c and names.count(c) > 1})
-    if twice:
-        raise LandingError(f"{lf.relative}: column(s) {twice} appear more than once; keep one")
+    # Polars renames a repeated CSV header to <name>_duplicated_<n>
+    _once_each(lf, [re.sub(r"_duplicated_\d+$", "", c) for c in df.columns])
     df = df.rename({c: c.strip() for c in df.columns})
     source = lf.source
     # a mapping serves every file of the organisation: only this source's columns apply,

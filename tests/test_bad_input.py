@@ -652,3 +652,38 @@ def test_nothing_lost_in_any_file_after_the_redelivery(redelivered: Materialized
         != pl.col("rows_staged") + pl.col("rows_quarantined") + pl.col("duplicates_collapsed")
     )
     assert ledger.height == 9 and off.is_empty()
+
+
+@pytest.mark.parametrize("ext", ["csv", "xlsx", "parquet"])
+def test_a_repeated_column_header_fails_in_every_format(tmp_path: Path, ext: str):
+    rows = spell_rows(3)
+    header = [*rows.columns, "ssn"]  # a second ssn column, e.g. a spouse's
+    values = [[*r, "123-45-6789"] for r in rows.rows()]
+    rel = f"public/dup/spells_2014.{ext}"
+    if ext == "csv":
+        content = "\n".join(",".join(v or "" for v in r) for r in [header, *values]) + "\n"
+    elif ext == "xlsx":
+        import xlsxwriter
+
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True)
+        with xlsxwriter.Workbook(path) as wb:
+            ws = wb.add_worksheet()
+            for i, r in enumerate([header, *values]):
+                ws.write_row(i, 0, r)
+        content = path.read_bytes()
+    else:
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        table = pa.Table.from_arrays([pa.array(c) for c in zip(*values, strict=True)], header)
+        pq.write_table(table, buf)
+        content = buf.getvalue()
+    put(tmp_path, rel, content)
+    with pytest.raises(LandingError) as e:
+        stage(tmp_path, rel)
+    assert str(e.value) == f"{rel}: column(s) ['ssn'] appear more than once; keep one"
+    assert "123-45-6789" not in str(e.value)
