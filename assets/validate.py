@@ -44,10 +44,22 @@ def suite_parameters(source: Source, year: int, wh: Warehouse, org_id: str) -> d
             wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
         )
     if source.name == "client_surveys":
-        services = staged_table(SOURCES["services"])
-        known = wh.scan(services, range(0, year + 1)).filter(pl.col("org_id") == org_id)
-        params["known_clients"] = known.select("client_id").unique().collect().to_series().to_list()
+        params["known_clients"] = known_clients(wh, org_id, year)
     return params
+
+
+def known_clients(wh: Warehouse, org_id: str, year: int) -> list[str]:
+    """Client ids in any row of the partner's services files of `year` or earlier, even
+    a row quarantined for another reason (a bad county must not lose the surveys)."""
+    services = SOURCES["services"]
+    years = range(0, year + 1)
+    of_org = pl.col("org_id") == org_id
+    staged = wh.scan(staged_table(services), years).filter(of_org).select("client_id")
+    rejected = wh.scan(quarantine_part(services), years).filter(of_org).select(
+        client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars()
+    )
+    ids = pl.concat([staged, rejected]).drop_nulls().unique().sort("client_id")
+    return ids.collect().to_series().to_list()
 
 
 def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> dict:

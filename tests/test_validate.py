@@ -133,3 +133,27 @@ def test_editing_a_suite_changes_the_quarantine(tmp_path):
     rule = next(r for r in tight if r.name == "monthly_benefit:negative")
     broken = text.with_columns(pl.col("monthly_benefit").cast(pl.Float64)).select(rule.broken)
     assert broken.to_series().to_list() == [False, True]
+
+
+def test_a_client_is_known_from_a_quarantined_enrollment_too(tmp_path):
+    """Contract: known when the client_id is in any row of the partner's services files
+    of the year or earlier, even a row quarantined for another reason."""
+    from assets.validate import known_clients
+    from outcomes.schema import QUARANTINE, SOURCES, quarantine_part, staged_table
+    from outcomes.warehouse import Warehouse
+
+    def rows(table, values):
+        return pl.DataFrame(values).select(
+            pl.col(c).cast(t) if c in values else pl.lit(None, t).alias(c)
+            for c, t in table.schema.items()
+        )
+
+    wh = Warehouse(tmp_path)
+    services = SOURCES["services"]
+    staged = staged_table(services)
+    wh.write(staged, rows(staged, {"org_id": ["cbo"], "client_id": ["C1"], "year": [2014]}), 2014)
+    bad_county = ['{"client_id": " C9 ", "county_fips": "99999"}', '{"client_id": "C7"}']
+    quarantined = {"org_id": ["cbo", "other"], "raw": bad_county, "year": [2015, 2015]}
+    wh.write(quarantine_part(services), rows(QUARANTINE, quarantined), 2015)
+    assert known_clients(wh, "cbo", 2014) == ["C1"]  # a later year's rows do not count
+    assert known_clients(wh, "cbo", 2015) == ["C1", "C9"]
