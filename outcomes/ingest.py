@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,15 +130,31 @@ def _source_of(folder: str, stem: str) -> Source:
     return SOURCES[stem]
 
 
+def _regular_files(root: Path) -> list[tuple[Path, str]]:
+    """(path, path inside the zone) of every regular file under root, sorted. A symbolic
+    link anywhere (it could point outside the zone, or change between reads) and a
+    special file (a FIFO, a device) are refused: the zone takes files and folders only."""
+    out = []
+    for folder, dirs, files in os.walk(root):  # does not follow links
+        for name in [*dirs, *files]:
+            p = Path(folder, name)
+            rel = p.relative_to(root).as_posix()
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                raise LandingError(f"{rel}: a symbolic link; the landing zone takes regular files")
+            if name in files and not stat.S_ISREG(mode):
+                raise LandingError(f"{rel}: not a regular file (a FIFO, socket or device)")
+            if name in files:
+                out.append((p, rel))
+    return sorted(out, key=lambda x: x[1])
+
+
 def discover(landing_dir: Path) -> list[LandingFile]:
     """Every landing file the contract names, sorted; refuses two files for one slot."""
     if not landing_dir.is_dir():
         raise LandingError(f"landing folder {landing_dir} does not exist")
     found: dict[tuple[str, str, int], LandingFile] = {}
-    for p in sorted(landing_dir.rglob("*")):
-        if not p.is_file():
-            continue
-        rel = p.relative_to(landing_dir).as_posix()
+    for p, rel in _regular_files(landing_dir.resolve()):
         m = _FILE_RE.match(rel)
         if not m:
             continue
@@ -348,6 +366,8 @@ def read_reference(landing_dir: Path, name: str) -> pl.DataFrame:
     """A reference CSV, typed; raises LandingError naming the file and column."""
     rel = f"reference/{name}.csv"
     path = landing_dir / rel
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise LandingError(f"{rel}: a symbolic link or special file; give a regular file")
     if not path.exists():
         raise LandingError(f"{rel}: missing (every landing zone needs it)")
     schema = REFERENCE[name]

@@ -687,3 +687,26 @@ def test_a_repeated_column_header_fails_in_every_format(tmp_path: Path, ext: str
         stage(tmp_path, rel)
     assert str(e.value) == f"{rel}: column(s) ['ssn'] appear more than once; keep one"
     assert "123-45-6789" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["file link", "folder link", "fifo"])
+def test_links_and_special_files_in_the_landing_zone_are_refused(tmp_path: Path, kind: str):
+    import os
+
+    landing, outside = tmp_path / "landing", tmp_path / "outside"
+    put(landing, "public/ok/spells_2014.csv", spell_rows(2))
+    put(outside, "spells_2014.csv", spell_rows(2))  # e.g. another agency's export
+    if kind == "file link":
+        (landing / "public/ok/link").mkdir()
+        os.symlink(outside / "spells_2014.csv", landing / "public/ok/link/spells_2015.csv")
+        rel = "public/ok/link/spells_2015.csv"
+    elif kind == "folder link":
+        os.symlink(outside, landing / "public/elsewhere")
+        rel = "public/elsewhere"
+    else:
+        os.mkfifo(landing / "public/ok/spells_2016.csv")
+        rel = "public/ok/spells_2016.csv"
+    with pytest.raises(LandingError) as e:
+        discover(landing)
+    assert str(e.value).startswith(f"{rel}: ")
+
