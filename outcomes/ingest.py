@@ -100,12 +100,22 @@ class LandingFile:
     year: int
     path: Path
     relative: str  # path inside the landing zone: what errors and the ledger show
+    _digest: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ext(self) -> str:
         return self.path.suffix.lower().lstrip(".")
 
+    def read_bytes(self) -> bytes:
+        """The bytes that get parsed, read once; sha256() is theirs from then on, even if
+        the file changes during the run."""
+        raw = self.path.read_bytes()
+        self._digest["sha256"] = hashlib.sha256(raw).hexdigest()
+        return raw
+
     def sha256(self) -> str:
+        if "sha256" in self._digest:
+            return self._digest["sha256"]
         h = hashlib.sha256()
         with self.path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -233,12 +243,12 @@ def _csv_problem(text: str) -> str:
 def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
     """The file as read; a header-only file is a valid delivery of zero rows, an empty one
     (no bytes, or no header) is an error."""
-    path, ext = lf.path, lf.ext
-    if path.stat().st_size == 0:
+    ext = lf.ext
+    raw = lf.read_bytes()
+    if not raw:
         raise LandingError(f"{lf.relative}: the file is empty (0 bytes)")
     try:
         if ext == "csv":
-            raw = path.read_bytes()
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -270,14 +280,14 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
         if ext == "parquet":
             import pyarrow.parquet as pq
 
-            _once_each(lf, pq.read_schema(path).names)
-            return _as_text(pl.read_parquet(path))
+            _once_each(lf, pq.read_schema(io.BytesIO(raw)).names)
+            return _as_text(pl.read_parquet(io.BytesIO(raw)))
         # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
-        header = pl.read_excel(path, sheet_id=1, engine="calamine", has_header=False,
+        header = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", has_header=False,
                                read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
         _once_each(lf, [str(v) for v in header.row(0) if v is not None] if header.height else [])
         # as text: a bad value typed among date cells must not silently become null
-        df = pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=0)
+        df = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", infer_schema_length=0)
         midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
         df = df.with_columns(pl.all().str.replace(midnight, "${1}"))
         return df, set(df.columns)  # date cells read as ISO, whatever the mapping says

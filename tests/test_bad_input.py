@@ -710,3 +710,24 @@ def test_links_and_special_files_in_the_landing_zone_are_refused(tmp_path: Path,
         discover(landing)
     assert str(e.value).startswith(f"{rel}: ")
 
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_the_ledger_hash_is_that_of_the_bytes_parsed(tmp_path: Path, ext: str):
+    import hashlib
+    import io
+
+    rows = spell_rows(3)
+    if ext == "csv":
+        content: bytes | str = rows.write_csv()
+    else:
+        buf = io.BytesIO()
+        rows.write_parquet(buf)
+        content = buf.getvalue()
+    path = put(tmp_path, f"public/h/spells_2014.{ext}", content)
+    parsed = path.read_bytes()
+    (lf,) = discover(tmp_path)
+    text, _ = read_text(lf)
+    path.write_bytes(parsed + b"\n")  # the partner's upload lands again mid-run
+    assert lf.sha256() == hashlib.sha256(parsed).hexdigest()
+    assert text.height == 3
