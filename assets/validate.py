@@ -84,7 +84,7 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
     for f in files:
         try:
             mapping = f.mapping()
-            text, native = read_text(f, mapping)
+            text, native = read_text(f, mapping, s.caps)
             result = stage_text(
                 text, source, org_id=f.org_id, file=f.relative,
                 params=suite_parameters(source, year, wh, f.org_id),

@@ -31,6 +31,24 @@ LOWEST_MIN_CELL = 2  # below it nothing is suppressed: refused
 PARQUET_COMPRESSION = "zstd"
 
 
+@dataclass(frozen=True)
+class LandingCaps:
+    """What one landing file may hold, checked before anything large is allocated."""
+
+    file_bytes: int = 2 << 30  # OUTCOMES_MAX_FILE_BYTES
+    sheet_rows: int = 2_000_000  # OUTCOMES_MAX_SHEET_ROWS (xlsx, and rows of any file)
+    sheet_columns: int = 200  # OUTCOMES_MAX_SHEET_COLUMNS
+    parquet_bytes: int = 16 << 30  # OUTCOMES_MAX_PARQUET_BYTES, uncompressed
+
+    @classmethod
+    def from_env(cls) -> LandingCaps:
+        names = {"file_bytes": "OUTCOMES_MAX_FILE_BYTES", "sheet_rows": "OUTCOMES_MAX_SHEET_ROWS",
+                 "sheet_columns": "OUTCOMES_MAX_SHEET_COLUMNS",
+                 "parquet_bytes": "OUTCOMES_MAX_PARQUET_BYTES"}  # fmt: skip
+        default = cls()
+        return cls(**{k: _int_setting(env, getattr(default, k)) for k, env in names.items()})
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names it and says what is allowed."""
 
@@ -46,6 +64,7 @@ class Settings:
     quarantine_share_by_source: dict[str, float] = field(default_factory=dict)
     # the demo (its own folders): the only runs allowed the built-in demo key
     demo: bool = False
+    caps: LandingCaps = field(default_factory=LandingCaps)
 
     def __post_init__(self) -> None:
         check_min_cell(self.min_cell)
@@ -95,6 +114,7 @@ class Settings:
                 if k.startswith(ENV_MAX_QUARANTINE_SHARE + "_")
             },
             demo=demo,
+            caps=LandingCaps.from_env(),
         )
 
 

@@ -13,12 +13,15 @@ import io
 import os
 import re
 import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree.ElementTree import fromstring, iterparse
 
 import polars as pl
 import yaml
 
+from outcomes.config import LandingCaps
 from outcomes.schema import REFERENCE, SOURCES, Source
 
 EXTENSIONS = ("csv", "parquet", "xlsx")
@@ -240,10 +243,16 @@ def _csv_problem(text: str) -> str:
     return "malformed (check the delimiter and quoting)"
 
 
-def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
+def _read_any(lf: LandingFile, caps: LandingCaps) -> tuple[pl.DataFrame, set[str]]:
     """The file as read; a header-only file is a valid delivery of zero rows, an empty one
     (no bytes, or no header) is an error."""
     ext = lf.ext
+    size = lf.path.stat().st_size
+    if size > caps.file_bytes:
+        raise LandingError(
+            f"{lf.relative}: {size:,} bytes is over the cap of {caps.file_bytes:,} "
+            "(OUTCOMES_MAX_FILE_BYTES)"
+        )
     raw = lf.read_bytes()
     if not raw:
         raise LandingError(f"{lf.relative}: the file is empty (0 bytes)")
@@ -276,12 +285,22 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
                     f"{lf.relative}: cannot be read as csv: {_csv_problem(raw.decode())} "
                     f"({type(e).__name__})"
                 ) from None
+            _within(lf, caps, df.height, df.width)
             return df, set()
         if ext == "parquet":
             import pyarrow.parquet as pq
 
-            _once_each(lf, pq.read_schema(io.BytesIO(raw)).names)
+            meta = pq.read_metadata(io.BytesIO(raw))
+            _within(lf, caps, meta.num_rows, meta.num_columns)
+            unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if unpacked > caps.parquet_bytes:
+                raise LandingError(
+                    f"{lf.relative}: {unpacked:,} bytes uncompressed is over the cap of "
+                    f"{caps.parquet_bytes:,} (OUTCOMES_MAX_PARQUET_BYTES)"
+                )
+            _once_each(lf, meta.schema.to_arrow_schema().names)
             return _as_text(pl.read_parquet(io.BytesIO(raw)))
+        _within(lf, caps, *_xlsx_extent(raw))  # calamine allocates the whole used range
         # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
         header = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", has_header=False,
                                read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
@@ -298,6 +317,44 @@ def _read_any(lf: LandingFile) -> tuple[pl.DataFrame, set[str]]:
         raise LandingError(
             f"{lf.relative}: cannot be read as {ext} ({type(e).__name__}: {first})"
         ) from None
+
+
+def _within(lf: LandingFile, caps: LandingCaps, rows: int, columns: int) -> None:
+    if rows > caps.sheet_rows or columns > caps.sheet_columns:
+        raise LandingError(
+            f"{lf.relative}: {rows:,} rows by {columns:,} columns is over the cap of "
+            f"{caps.sheet_rows:,} by {caps.sheet_columns:,} "
+            "(OUTCOMES_MAX_SHEET_ROWS, OUTCOMES_MAX_SHEET_COLUMNS)"
+        )
+
+
+def _xlsx_extent(raw: bytes) -> tuple[int, int]:
+    """Rows and columns up to the farthest cell of the first sheet, from its XML, read
+    as a stream (a few-KB file may name cell XFD1048576)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        sheet = _first_sheet(z)
+        rows = columns = 0
+        with z.open(sheet) as f:
+            for _, el in iterparse(f):
+                if el.tag.endswith("}c") and (ref := el.get("r")):
+                    m = re.match(r"([A-Z]+)(\d+)", ref)
+                    if m:
+                        col = 0
+                        for ch in m[1]:
+                            col = col * 26 + ord(ch) - 64
+                        rows, columns = max(rows, int(m[2])), max(columns, col)
+                el.clear()
+    return rows, columns
+
+
+def _first_sheet(z: zipfile.ZipFile) -> str:
+    """The part name of a workbook's first sheet (workbook.xml order, via its rels)."""
+    book = fromstring(z.read("xl/workbook.xml"))
+    first = next(el for el in book.iter() if el.tag.endswith("}sheet"))
+    rid = next(v for k, v in first.attrib.items() if k.endswith("}id"))
+    rels = fromstring(z.read("xl/_rels/workbook.xml.rels"))
+    target = next(el.get("Target") for el in rels.iter() if el.get("Id") == rid)
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
 
 def _once_each(lf: LandingFile, names: list[str]) -> None:
@@ -321,14 +378,16 @@ def read_header(lf: LandingFile) -> list[str]:
     return [c.strip() for c in _read_any(lf)[0].columns]
 
 
-def read_text(lf: LandingFile, mapping: Mapping | None = None) -> tuple[pl.DataFrame, set[str]]:
+def read_text(
+    lf: LandingFile, mapping: Mapping | None = None, caps: LandingCaps | None = None
+) -> tuple[pl.DataFrame, set[str]]:
     """The file's rows as canonical text columns plus `line`; missing optional columns null.
 
     Returns the frame and the canonical columns that held native dates.
     Raises LandingError (naming the file) when a required column is missing.
     """
     mapping = mapping or lf.mapping()
-    df, native = _read_any(lf)
+    df, native = _read_any(lf, caps or LandingCaps())
     # Polars renames a repeated CSV header to <name>_duplicated_<n>
     _once_each(lf, [re.sub(r"_duplicated_\d+$", "", c) for c in df.columns])
     df = df.rename({c: c.strip() for c in df.columns})

@@ -731,3 +731,53 @@ def test_the_ledger_hash_is_that_of_the_bytes_parsed(tmp_path: Path, ext: str):
     path.write_bytes(parsed + b"\n")  # the partner's upload lands again mid-run
     assert lf.sha256() == hashlib.sha256(parsed).hexdigest()
     assert text.height == 3
+
+
+def far_cell_xlsx(path: Path) -> None:
+    """A few-KB workbook whose sheet names a cell at XFD1048576."""
+    import xlsxwriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with xlsxwriter.Workbook(path) as wb:
+        ws = wb.add_worksheet()
+        rows = spell_rows(2)
+        for i, r in enumerate([rows.columns, *rows.rows()]):
+            ws.write_row(i, 0, r)
+        ws.write(1048575, 16383, "x")
+
+
+def test_caps_stop_a_file_before_it_is_allocated(tmp_path: Path):
+    from outcomes.config import LandingCaps
+
+    far = tmp_path / "public/big/spells_2014.xlsx"
+    far_cell_xlsx(far)
+    assert far.stat().st_size < 20_000
+    (lf,) = discover(tmp_path)
+    with pytest.raises(LandingError) as e:
+        read_text(lf)
+    assert str(e.value) == (
+        "public/big/spells_2014.xlsx: 1,048,576 rows by 16,384 columns is over the cap of "
+        "2,000,000 by 200 (OUTCOMES_MAX_SHEET_ROWS, OUTCOMES_MAX_SHEET_COLUMNS)"
+    )
+    small = LandingCaps(file_bytes=100, sheet_rows=2, parquet_bytes=100)
+    put(tmp_path / "b", "public/b/spells_2014.csv", spell_rows(3))
+    put(tmp_path / "c", "public/c/spells_2014.csv", spell_rows(3).head(1).write_csv())
+    rows = spell_rows(3)
+    buf = io.BytesIO()
+    rows.write_parquet(buf)
+    put(tmp_path / "p", "public/p/spells_2014.parquet", buf.getvalue())
+    with pytest.raises(LandingError, match=r"bytes is over the cap of 100 \(OUTCOMES_MAX_FILE"):
+        read_text(discover(tmp_path / "b")[0], caps=small)
+    wide = LandingCaps(sheet_rows=2)
+    with pytest.raises(LandingError, match="3 rows by 13 columns is over the cap of 2 by 200"):
+        read_text(discover(tmp_path / "b")[0], caps=wide)
+    with pytest.raises(LandingError, match="uncompressed is over the cap of 100"):
+        read_text(discover(tmp_path / "p")[0], caps=LandingCaps(parquet_bytes=100))
+    assert read_text(discover(tmp_path / "c")[0], caps=wide)[0].height == 1
+
+
+def test_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    from outcomes.config import LandingCaps
+
+    monkeypatch.setenv("OUTCOMES_MAX_SHEET_ROWS", "5")
+    assert LandingCaps.from_env() == LandingCaps(sheet_rows=5)
