@@ -375,7 +375,7 @@ def read_header(lf: LandingFile) -> list[str]:
             raise LandingError(f"{lf.relative}: not UTF-8") from None
         except Exception as e:  # an empty or malformed header
             raise LandingError(f"{lf.relative}: no readable header ({type(e).__name__})") from None
-    return [c.strip() for c in _read_any(lf)[0].columns]
+    return [c.strip() for c in _read_any(lf, LandingCaps())[0].columns]
 
 
 def read_text(
