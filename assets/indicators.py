@@ -39,6 +39,19 @@ def loaded_years(wh: Warehouse) -> LoadedYears:
     )  # fmt: skip
 
 
+def indicator_inputs(wh: Warehouse, year: int) -> tuple:
+    """What the indicators of `year` read: spells, wages, surveys, population, counties,
+    loaded years (the order of `indicators.Inputs.of`)."""
+    return (
+        wh.scan(LINKED_SPELLS, range(0, year + 2)),
+        wh.scan(QUARTERLY_WAGES, [year, year + 1]),
+        wh.scan(LINKED_SURVEYS, [year]),
+        wh.scan(reference_table("population")),
+        wh.read(reference_table("counties")).get_column("county_fips").to_list(),
+        loaded_years(wh),
+    )
+
+
 _INDICATOR_INPUTS = [
     dg.AssetDep(LINKED_SPELLS.name, partition_mapping=years_up_to(1)),
     dg.AssetDep(QUARTERLY_WAGES.name, partition_mapping=this_and_next_year()),
@@ -61,16 +74,7 @@ def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Every registered indicator for one year; published rows pass small-cell suppression."""
     year = partition_year(context)
     wh, min_cell = outcomes.warehouse, outcomes.min_cell
-    tables = indicator_tables(
-        year,
-        wh.scan(LINKED_SPELLS, range(0, year + 2)),
-        wh.scan(QUARTERLY_WAGES, [year, year + 1]),
-        wh.scan(LINKED_SURVEYS, [year]),
-        wh.scan(reference_table("population")),
-        wh.read(reference_table("counties")).get_column("county_fips").to_list(),
-        loaded_years(wh),
-        min_cell,
-    )
+    tables = indicator_tables(year, *indicator_inputs(wh, year), min_cell)
     panel = tables.indicator_panel
     yield written(INDICATOR_PANEL, panel.height, wh.write(INDICATOR_PANEL, panel, year))
     for table, published in (

@@ -21,30 +21,16 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.indicators import loaded_years
+from assets.indicators import indicator_inputs
 from outcomes import disclosure, indicators
-from outcomes.schema import (
-    LINKED_SPELLS,
-    LINKED_SURVEYS,
-    OUTCOME_INDICATORS,
-    OUTCOME_INDICATORS_BY_GROUP,
-    QUARTERLY_WAGES,
-    reference_table,
-)
+from outcomes.schema import OUTCOME_INDICATORS, OUTCOME_INDICATORS_BY_GROUP
 from outcomes.warehouse import Warehouse
 
 REPORTS = Path(__file__).parent / "reports"
 
 
 def _cells(wh: Warehouse, year: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    inp = indicators.Inputs.of(
-        wh.scan(LINKED_SPELLS, range(0, year + 2)),
-        wh.scan(QUARTERLY_WAGES, [year, year + 1]),
-        wh.scan(LINKED_SURVEYS, [year]),
-        wh.scan(reference_table("population")),
-        wh.read(reference_table("counties")).get_column("county_fips").to_list(),
-        loaded_years(wh),
-    )
+    inp = indicators.Inputs.of(*indicator_inputs(wh, year))
     units = indicators._units_by_indicator(inp, year)
     county = indicators._estimates(indicators._all_county_cells(inp, year, units))
     return county, indicators._estimates(indicators._all_group_cells(inp, year, units))

@@ -586,14 +586,6 @@ def inherent(table: Linked, finding: Finding, status: np.ndarray, limit: int) ->
     return ends[1] - ends[0] + 1 <= finding.range.values
 
 
-def _enough(low: float, high: float, q: str, primary: bool, limit: int) -> bool:
-    """Not pinned; a primary numerator keeps at least limit - 1 values."""
-    if not np.isfinite(low) or not np.isfinite(high):
-        return False
-    width = high - low + 1
-    return width >= (limit - 1 if primary and q == Q_NUMERATOR else 2)
-
-
 # ---------------------------------------------------------------- protection
 
 
