@@ -4,7 +4,8 @@
   file by file; the staged rows must pass every expectation.
 - quarantine_rate (blocking): no file quarantined more than its threshold.
 - nothing_lost (blocking): rows read = staged + quarantined + collapsed, for every
-  file, and the tables on disk hold exactly those counts.
+  file, and the tables on disk hold exactly those counts; it also reports how many
+  number cells of ssn, zip and county_fips staging gave back their leading zeros.
 - columns_unchanged (warning): a partner's delivery has the same columns as the
   year before.
 
@@ -16,7 +17,8 @@ import warnings
 import dagster as dg
 import polars as pl
 
-from assets.validate import suite_parameters
+from assets.common import materialized
+from assets.validate import ZERO_PADDED, suite_parameters
 from outcomes.charts import markdown_rows
 from outcomes.ingest import LandingError, discover, read_header
 from outcomes.schema import (
@@ -192,6 +194,8 @@ def nothing_lost_check(source: Source) -> dg.AssetChecksDefinition:
         for counts in on_disk:
             ledger = ledger.join(counts, on="file", how="left")
         ledger = ledger.with_columns(pl.col("staged_on_disk", "q_on_disk").fill_null(0))
+        # staging counts the number cells it padded (not a ledger column in the contract)
+        staged = materialized(context.instance, table.name, context.partition_key)
         broken = ledger.filter(
             (
                 pl.col("rows_read")
@@ -211,6 +215,7 @@ def nothing_lost_check(source: Source) -> dg.AssetChecksDefinition:
                 "rows_quarantined": int(ledger["rows_quarantined"].sum()),
                 "duplicates_collapsed": int(ledger["duplicates_collapsed"].sum()),
                 "files_out_of_balance": broken.get_column("file").to_list(),
+                **{k: v for k, v in staged.items() if k.startswith(ZERO_PADDED)},
             },
         )
 

@@ -41,3 +41,14 @@ def table_asset(table: Table, group: str, deps: Sequence = (), description: str 
         partitions_def=yearly if table.by_year else None,
         **_table_kwargs(table, group, deps, description),
     )
+
+
+def materialized(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, object]:
+    """The metadata of an asset partition's latest materialization, as plain values."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}

@@ -29,6 +29,8 @@ from outcomes.warehouse import Warehouse
 from pipelines.partitions import years_up_to
 from pipelines.resources import OutcomesConfig, written
 
+ZERO_PADDED = "zero_padded"  # metadata: number cells of ssn, zip, county_fips padded
+
 
 def suite_parameters(source: Source, year: int, wh: Warehouse, org_id: str) -> dict:
     """The values the suites refer to as $PARAMETER for one file."""
@@ -55,8 +57,10 @@ def known_clients(wh: Warehouse, org_id: str, year: int) -> list[str]:
     years = range(0, year + 1)
     of_org = pl.col("org_id") == org_id
     staged = wh.scan(staged_table(services), years).filter(of_org).select("client_id")
-    rejected = wh.scan(quarantine_part(services), years).filter(of_org).select(
-        client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars()
+    rejected = (
+        wh.scan(quarantine_part(services), years)
+        .filter(of_org)
+        .select(client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars())
     )
     ids = pl.concat([staged, rejected]).drop_nulls().unique().sort("client_id")
     return ids.collect().to_series().to_list()
@@ -81,17 +85,20 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
     s, wh = outcomes.settings, outcomes.warehouse
     files = [f for f in discover(s.landing_dir) if f.source is source and f.year == year]
     results, errors = [], []
+    padded: dict[str, int] = {}  # number cells given back their leading zeros, per column
     for f in files:
         try:
             mapping = f.mapping()
-            text, native = read_text(f, mapping, s.caps)
+            text = read_text(f, mapping, s.caps)
             result = stage_text(
-                text, source, org_id=f.org_id, file=f.relative,
+                text.rows, source, org_id=f.org_id, file=f.relative,
                 params=suite_parameters(source, year, wh, f.org_id),
-                date_format=mapping.date_format, native_dates=native,
+                date_format=mapping.date_format, native_dates=text.native_dates,
             )  # fmt: skip
             check_threshold(result, f.relative, s.max_share(source.name))
             results.append((f, result))
+            for column, n in text.zero_padded.items():
+                padded[column] = padded.get(column, 0) + n
         except (LandingError, QuarantineThresholdError) as e:
             errors.append(str(e))
     if errors:
@@ -122,6 +129,8 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
         "files": len(files),
         "rows_quarantined": quarantine.height,
         "duplicates_collapsed": int(ledger["duplicates_collapsed"].sum()),
+        ZERO_PADDED: sum(padded.values()),
+        **{f"{ZERO_PADDED}_{c}": n for c, n in sorted(padded.items())},
     }
 
 
@@ -156,6 +165,7 @@ def staged_asset(source: Source) -> dg.AssetsDefinition:
         return written(
             table, stats["rows"], stats["path"], files=stats["files"],
             rows_quarantined=stats["rows_quarantined"],
+            **{k: v for k, v in stats.items() if k.startswith(ZERO_PADDED)},
             duplicates_collapsed=stats["duplicates_collapsed"],
         )  # fmt: skip
 

@@ -13,14 +13,14 @@ import io
 import os
 import re
 import stat
-import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree.ElementTree import fromstring, iterparse
 
 import polars as pl
 import yaml
 
+from outcomes import xlsx
 from outcomes.config import LandingCaps
 from outcomes.schema import REFERENCE, SOURCES, Source
 
@@ -54,7 +54,12 @@ class Mapping:
         try:
             doc = _plain_yaml(path.read_text(encoding="utf-8"), shown) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise LandingError(f"{shown}: not a readable mapping.yaml ({type(e).__name__})") from e
+            # PyYAML's message quotes the text around the problem: say where only
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise LandingError(
+                f"{shown}: not a readable mapping.yaml ({type(e).__name__}{where})"
+            ) from None
         if not isinstance(doc, dict) or set(doc) - {"columns", "values", "date_format"}:
             raise LandingError(
                 f"{shown}: a mapping has only the keys columns, values and date_format"
@@ -190,9 +195,12 @@ def discover(landing_dir: Path) -> list[LandingFile]:
 # ---------------------------------------------------------------- reading as text
 
 
-def _as_text(df: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
-    """Every column as text; returns the columns that held real dates."""
+def _as_text(df: pl.DataFrame) -> tuple[pl.DataFrame, set[str], set[str], dict[str, str]]:
+    """Every column of a Parquet file as text. Returns also the columns that held real
+    dates, those that held numbers, and why the others cannot be read (a list, a struct,
+    binary that is not UTF-8): said without their values (Polars' errors quote them)."""
     native_dates: set[str] = set()
+    unreadable: dict[str, str] = {}
     exprs = []
     for name, dtype in df.schema.items():
         c = pl.col(name)
@@ -209,13 +217,45 @@ def _as_text(df: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
                 .then(c.cast(pl.Int64).cast(pl.String))
                 .otherwise(c.cast(pl.String))
             )
-        elif dtype == pl.Boolean:
-            exprs.append(c.cast(pl.String))
+        elif dtype == pl.Binary:  # rare: Polars can only cast it whole, and fails naming no row
+            bad = next((i for i, v in enumerate(df[name]) if v is not None and not _utf8(v)), None)
+            if bad is not None:
+                unreadable[name] = f"line {bad + 1}: column {name} is not UTF-8 text"
+                exprs.append(pl.lit(None, pl.String))
+            else:
+                exprs.append(c.cast(pl.String))
         elif dtype == pl.String:
             exprs.append(c)
-        else:
+        elif dtype.is_numeric() or dtype in (pl.Boolean, pl.Null, pl.Categorical, pl.Enum):
             exprs.append(c.cast(pl.String))
-    return df.select(e.alias(n) for e, n in zip(exprs, df.columns, strict=True)), native_dates
+        else:
+            unreadable[name] = (
+                f"column {name} is {dtype.base_type()!r}; the contract takes text, "
+                "number, boolean or date columns"
+            )
+            exprs.append(pl.lit(None, pl.String))
+    numbers = {n for n, t in df.schema.items() if t.is_numeric()}
+    text = df.select(e.alias(n) for e, n in zip(exprs, df.columns, strict=True))
+    return text, native_dates, numbers, unreadable
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file as read: text columns, those that held real dates, and for the columns
+    asked for, which rows held a number (a Parquet integer, an xlsx number cell)."""
+
+    df: pl.DataFrame
+    native_dates: set[str]
+    numbers: dict[str, pl.Series]
+    unreadable: dict[str, str] = field(default_factory=dict)  # column -> why, no values
 
 
 _HEAD = 1 << 16  # enough characters to hold any header row
@@ -243,9 +283,9 @@ def _csv_problem(text: str) -> str:
     return "malformed (check the delimiter and quoting)"
 
 
-def _read_any(lf: LandingFile, caps: LandingCaps) -> tuple[pl.DataFrame, set[str]]:
+def _read_any(lf: LandingFile, caps: LandingCaps, watch: Collection[str] = ()) -> _Read:
     """The file as read; a header-only file is a valid delivery of zero rows, an empty one
-    (no bytes, or no header) is an error."""
+    (no bytes, or no header) is an error. `watch`: columns whose number cells to report."""
     ext = lf.ext
     size = lf.path.stat().st_size
     if size > caps.file_bytes:
@@ -286,7 +326,7 @@ def _read_any(lf: LandingFile, caps: LandingCaps) -> tuple[pl.DataFrame, set[str
                     f"({type(e).__name__})"
                 ) from None
             _within(lf, caps, df.height, df.width)
-            return df, set()
+            return _Read(df, set(), {})  # CSV has no types: every value is text
         if ext == "parquet":
             import pyarrow.parquet as pq
 
@@ -299,24 +339,51 @@ def _read_any(lf: LandingFile, caps: LandingCaps) -> tuple[pl.DataFrame, set[str
                     f"{caps.parquet_bytes:,} (OUTCOMES_MAX_PARQUET_BYTES)"
                 )
             _once_each(lf, meta.schema.to_arrow_schema().names)
-            return _as_text(pl.read_parquet(io.BytesIO(raw)))
-        _within(lf, caps, *_xlsx_extent(raw))  # calamine allocates the whole used range
-        # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
-        header = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", has_header=False,
-                               read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
-        _once_each(lf, [str(v) for v in header.row(0) if v is not None] if header.height else [])
-        # as text: a bad value typed among date cells must not silently become null
-        df = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", infer_schema_length=0)
-        midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
-        df = df.with_columns(pl.all().str.replace(midnight, "${1}"))
-        return df, set(df.columns)  # date cells read as ISO, whatever the mapping says
+            df, native, numeric, unreadable = _as_text(pl.read_parquet(io.BytesIO(raw)))
+            every = pl.Series([True]).extend_constant(True, df.height - 1) if df.height else None
+            numbers = {c: every for c in numeric if c.strip() in watch and every is not None}
+            return _Read(df, native, numbers, unreadable)
+        return _read_xlsx(lf, caps, raw, watch)
     except LandingError:
         raise
     except Exception as e:  # polars, fastexcel and pyarrow raise many kinds
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        # their messages can quote the values that failed: name the kind of error only
         raise LandingError(
-            f"{lf.relative}: cannot be read as {ext} ({type(e).__name__}: {first})"
+            f"{lf.relative}: cannot be read as {ext} ({type(e).__name__}): {_UNREADABLE[ext]}"
         ) from None
+
+
+_UNREADABLE = {
+    "parquet": "the file is damaged or not Parquet",
+    "xlsx": "the workbook is damaged, protected or not xlsx",
+}
+
+
+def _read_xlsx(lf: LandingFile, caps: LandingCaps, raw: bytes, watch: Collection[str]) -> _Read:
+    sheet = xlsx.scan(raw, watch)
+    _within(lf, caps, sheet.rows, sheet.columns)  # calamine allocates the whole used range
+    # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
+    header = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", has_header=False,
+                           read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
+    _once_each(lf, [str(v) for v in header.row(0) if v is not None] if header.height else [])
+    # as text: a bad value typed among date cells must not silently become null; every
+    # row and column kept, so that row i is sheet row header_row + 1 + i
+    df = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", infer_schema_length=0,
+                       drop_empty_rows=False, drop_empty_cols=False)  # fmt: skip
+    midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+    df = df.with_columns(pl.all().str.replace(midnight, "${1}"))
+    numbers: dict[str, pl.Series] = {}
+    if sheet.header_row and (df.height, df.width) == (sheet.data_rows(), sheet.width()):
+        rows = pl.int_range(sheet.header_row + 1, sheet.header_row + 1 + df.height, eager=True)
+        numbers = {c: rows.is_in(pl.Series(sheet.numbers[c.strip()], dtype=pl.Int64).implode())
+                   for c in df.columns if c.strip() in sheet.numbers}  # fmt: skip
+    # else calamine saw another range than the XML: no cell is taken for a number
+    if not df.width:
+        return _Read(df, set(), {})
+    keep = df.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
+    df = df.filter(keep)  # data lines count the rows that hold something
+    numbers = {h: m.filter(keep) for h, m in numbers.items()}
+    return _Read(df, set(df.columns), numbers)  # date cells read as ISO, whatever the mapping
 
 
 def _within(lf: LandingFile, caps: LandingCaps, rows: int, columns: int) -> None:
@@ -326,35 +393,6 @@ def _within(lf: LandingFile, caps: LandingCaps, rows: int, columns: int) -> None
             f"{caps.sheet_rows:,} by {caps.sheet_columns:,} "
             "(OUTCOMES_MAX_SHEET_ROWS, OUTCOMES_MAX_SHEET_COLUMNS)"
         )
-
-
-def _xlsx_extent(raw: bytes) -> tuple[int, int]:
-    """Rows and columns up to the farthest cell of the first sheet, from its XML, read
-    as a stream (a few-KB file may name cell XFD1048576)."""
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        sheet = _first_sheet(z)
-        rows = columns = 0
-        with z.open(sheet) as f:
-            for _, el in iterparse(f):
-                if el.tag.endswith("}c") and (ref := el.get("r")):
-                    m = re.match(r"([A-Z]+)(\d+)", ref)
-                    if m:
-                        col = 0
-                        for ch in m[1]:
-                            col = col * 26 + ord(ch) - 64
-                        rows, columns = max(rows, int(m[2])), max(columns, col)
-                el.clear()
-    return rows, columns
-
-
-def _first_sheet(z: zipfile.ZipFile) -> str:
-    """The part name of a workbook's first sheet (workbook.xml order, via its rels)."""
-    book = fromstring(z.read("xl/workbook.xml"))
-    first = next(el for el in book.iter() if el.tag.endswith("}sheet"))
-    rid = next(v for k, v in first.attrib.items() if k.endswith("}id"))
-    rels = fromstring(z.read("xl/_rels/workbook.xml.rels"))
-    target = next(el.get("Target") for el in rels.iter() if el.get("Id") == rid)
-    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
 
 def _once_each(lf: LandingFile, names: list[str]) -> None:
@@ -375,23 +413,32 @@ def read_header(lf: LandingFile) -> list[str]:
             raise LandingError(f"{lf.relative}: not UTF-8") from None
         except Exception as e:  # an empty or malformed header
             raise LandingError(f"{lf.relative}: no readable header ({type(e).__name__})") from None
-    return [c.strip() for c in _read_any(lf, LandingCaps())[0].columns]
+    return [c.strip() for c in _read_any(lf, LandingCaps()).df.columns]
+
+
+@dataclass(frozen=True)
+class LandingText:
+    """One file's rows as canonical text columns plus `line` (missing optional columns
+    null), the canonical columns that held real dates, and per code column the number
+    cells given back their leading zeros."""
+
+    rows: pl.DataFrame
+    native_dates: set[str]
+    zero_padded: dict[str, int]
 
 
 def read_text(
     lf: LandingFile, mapping: Mapping | None = None, caps: LandingCaps | None = None
-) -> tuple[pl.DataFrame, set[str]]:
-    """The file's rows as canonical text columns plus `line`; missing optional columns null.
-
-    Returns the frame and the canonical columns that held native dates.
-    Raises LandingError (naming the file) when a required column is missing.
-    """
+) -> LandingText:
+    """Raises LandingError (naming the file) when the file cannot be used at all."""
     mapping = mapping or lf.mapping()
-    df, native = _read_any(lf, caps or LandingCaps())
+    source = lf.source
+    theirs_of = {c: mapping.columns.get(c, c) for c in source.digits}
+    read = _read_any(lf, caps or LandingCaps(), set(theirs_of.values()))
+    df = read.df
     # Polars renames a repeated CSV header to <name>_duplicated_<n>
     _once_each(lf, [re.sub(r"_duplicated_\d+$", "", c) for c in df.columns])
     df = df.rename({c: c.strip() for c in df.columns})
-    source = lf.source
     # a mapping serves every file of the organisation: only this source's columns apply,
     # but a name no file of the folder has is a typo that would otherwise go unnoticed
     folder_columns = {c for s in SOURCES.values() if s.folder == source.folder
@@ -420,15 +467,47 @@ def read_text(
     missing = [c for c in source.required if c not in df.columns]
     if missing:
         raise LandingError(f"{lf.relative}: missing required column(s) {missing}")
+    unreadable = [why for c, why in read.unreadable.items() if theirs.get(c.strip(), c.strip())
+                  in source.column_names]  # fmt: skip
+    if unreadable:
+        raise LandingError(f"{lf.relative}: " + "; ".join(unreadable))
     df = df.select(
         pl.col(c).str.strip_chars() if c in df.columns else pl.lit(None, pl.String).alias(c)
         for c in source.column_names
     ).with_columns(pl.when(pl.all() == "").then(None).otherwise(pl.all()).name.keep())
+    numbers = {k.strip(): v for k, v in read.numbers.items()}
+    df, padded = _zero_padded(df, source, {c: numbers[t] for c, t in theirs_of.items()
+                                          if t in numbers})  # fmt: skip
     for column, labels in mapping.values.items():
         if column in df.columns:
             df = df.with_columns(pl.col(column).replace(labels))
     df = df.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
-    return df, native & set(source.column_names)
+    dates = {c.strip() for c in read.native_dates}
+    native = {c for c in source.column_names if mapping.columns.get(c, c) in dates}
+    return LandingText(df, native, padded)
+
+
+def _zero_padded(
+    df: pl.DataFrame, source: Source, numbers: dict[str, pl.Series]
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Number cells of a code column (ssn, zip, county_fips) padded to its width: a
+    spreadsheet drops the zero of 012345678. Text is never padded."""
+    if not numbers:
+        return df, {}
+    marks = pl.DataFrame({f"__number_{c}": m for c, m in numbers.items()})
+    df = pl.concat([df, marks], how="horizontal")
+    pad = {
+        c: pl.col(f"__number_{c}")
+        & pl.col(c).str.contains(r"^[0-9]+$")
+        & (pl.col(c).str.len_chars() < source.digits[c])
+        for c in numbers
+    }
+    counts = df.select(e.sum().alias(c) for c, e in pad.items()).row(0, named=True)
+    df = df.with_columns(
+        pl.when(e).then(pl.col(c).str.zfill(source.digits[c])).otherwise(pl.col(c)).alias(c)
+        for c, e in pad.items()
+    ).drop(marks.columns)
+    return df, {c: int(n) for c, n in counts.items()}
 
 
 def read_reference(landing_dir: Path, name: str) -> pl.DataFrame:

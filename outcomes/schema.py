@@ -26,6 +26,7 @@ class Column:
     dtype: pl.DataType
     required: bool = False
     identifier: bool = False  # never leaves the restricted zone
+    digits: int | None = None  # a code of this many digits: a number cell gets its zeros back
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class Source:
         return [c.name for c in self.columns if c.required]
 
     @property
+    def digits(self) -> dict[str, int]:
+        return {c.name: c.digits for c in self.columns if c.digits}
+
+    @property
     def dtypes(self) -> dict[str, pl.DataType]:
         return {c.name: c.dtype for c in self.columns}
 
@@ -69,9 +74,9 @@ SPELLS = Source(
         Column("last_name", S, required=True, identifier=True),
         Column("birth_date", D, required=True, identifier=True),
         Column("sex", S, required=True),
-        Column("ssn", S, identifier=True),
-        Column("zip", S, identifier=True),
-        Column("county_fips", S, required=True),
+        Column("ssn", S, identifier=True, digits=9),
+        Column("zip", S, identifier=True, digits=5),
+        Column("county_fips", S, required=True, digits=5),
         Column("program", S, required=True),
         Column("start_date", D, required=True),
         Column("end_date", D),
@@ -86,7 +91,7 @@ WAGES = Source(
     id_column="record_id",
     columns=(
         Column("record_id", S, required=True, identifier=True),
-        Column("ssn", S, required=True, identifier=True),
+        Column("ssn", S, required=True, identifier=True, digits=9),
         Column("first_name", S, identifier=True),
         Column("last_name", S, identifier=True),
         Column("employer_id", S, required=True),
@@ -109,9 +114,9 @@ SERVICES = Source(
         Column("last_name", S, required=True, identifier=True),
         Column("birth_date", D, identifier=True),
         Column("sex", S),
-        Column("ssn", S, identifier=True),
-        Column("zip", S, identifier=True),
-        Column("county_fips", S, required=True),
+        Column("ssn", S, identifier=True, digits=9),
+        Column("zip", S, identifier=True, digits=5),
+        Column("county_fips", S, required=True, digits=5),
         Column("program", S, required=True),
         Column("enroll_date", D, required=True),
         Column("exit_date", D),

@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from assets.common import materialized
+from assets.validate import ZERO_PADDED
 from outcomes.config import ENV_LINKAGE_KEY, FIRST_PARTITION_YEAR, Settings
 from outcomes.ingest import discover
 from outcomes.link import resolve
-from outcomes.schema import LOAD_LEDGER, OUTCOME_INDICATORS, PERSON_KEY_MERGES, RECORD_LINKS
+from outcomes.schema import (
+    LOAD_LEDGER,
+    OUTCOME_INDICATORS,
+    PERSON_KEY_MERGES,
+    RECORD_LINKS,
+    SOURCES,
+    staged_table,
+)
 from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
@@ -154,12 +163,22 @@ def run_all(
                 raise
             echo(f"{label}  {time.perf_counter() - t0:5.1f} s")
             summary.steps += 1
-    summary.seconds = time.perf_counter() - started
-    summary.figures = figures(Warehouse(settings.warehouse_dir), years)
+        summary.seconds = time.perf_counter() - started
+        summary.figures = figures(Warehouse(settings.warehouse_dir), years, instance)
     return summary
 
 
-def figures(wh: Warehouse, years: list[int]) -> dict[str, int]:
+def zero_padded(instance: dg.DagsterInstance, years: list[int]) -> int:
+    """Number cells of ssn, zip and county_fips that staging gave back their zeros."""
+    return sum(
+        int(materialized(instance, staged_table(s).name, str(y)).get(ZERO_PADDED, 0))
+        for s in SOURCES.values() for y in years
+    )  # fmt: skip
+
+
+def figures(
+    wh: Warehouse, years: list[int], instance: dg.DagsterInstance | None = None
+) -> dict[str, int]:
     ledger = wh.read(LOAD_LEDGER, years)
     links = resolve(wh.read(RECORD_LINKS), wh.read(PERSON_KEY_MERGES))
     published = wh.read(OUTCOME_INDICATORS, years)
@@ -169,6 +188,7 @@ def figures(wh: Warehouse, years: list[int]) -> dict[str, int]:
         "rows staged": int(ledger["rows_staged"].sum()),
         "quarantined": int(ledger["rows_quarantined"].sum()),
         "duplicates": int(ledger["duplicates_collapsed"].sum()),
+        **({"zero-padded cells": zero_padded(instance, years)} if instance else {}),
         "persons": links.get_column("person_key").n_unique(),
         "indicator cells": published.height,
         "suppressed cells": published.filter(pl.col("suppression").is_not_null()).height,

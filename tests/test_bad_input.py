@@ -82,10 +82,10 @@ def stage(landing: Path, rel: str, max_share: float = 1.0) -> StagedFile:
     """What the staging step does with one file (assets/validate.py stage_year)."""
     f = landing_file(landing, rel)
     mapping = f.mapping()
-    text, native = read_text(f, mapping)
+    text = read_text(f, mapping)
     result = stage_text(
-        text, f.source, org_id=f.org_id, file=f.relative, params=params(f.year),
-        date_format=mapping.date_format, native_dates=native,
+        text.rows, f.source, org_id=f.org_id, file=f.relative, params=params(f.year),
+        date_format=mapping.date_format, native_dates=text.native_dates,
     )  # fmt: skip
     check_threshold(result, f.relative, max_share)
     return result
@@ -711,7 +711,6 @@ def test_links_and_special_files_in_the_landing_zone_are_refused(tmp_path: Path,
     assert str(e.value).startswith(f"{rel}: ")
 
 
-
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
 def test_the_ledger_hash_is_that_of_the_bytes_parsed(tmp_path: Path, ext: str):
     import hashlib
@@ -727,7 +726,7 @@ def test_the_ledger_hash_is_that_of_the_bytes_parsed(tmp_path: Path, ext: str):
     path = put(tmp_path, f"public/h/spells_2014.{ext}", content)
     parsed = path.read_bytes()
     (lf,) = discover(tmp_path)
-    text, _ = read_text(lf)
+    text = read_text(lf).rows
     path.write_bytes(parsed + b"\n")  # the partner's upload lands again mid-run
     assert lf.sha256() == hashlib.sha256(parsed).hexdigest()
     assert text.height == 3
@@ -773,7 +772,7 @@ def test_caps_stop_a_file_before_it_is_allocated(tmp_path: Path):
         read_text(discover(tmp_path / "b")[0], caps=wide)
     with pytest.raises(LandingError, match="uncompressed is over the cap of 100"):
         read_text(discover(tmp_path / "p")[0], caps=LandingCaps(parquet_bytes=100))
-    assert read_text(discover(tmp_path / "c")[0], caps=wide)[0].height == 1
+    assert read_text(discover(tmp_path / "c")[0], caps=wide).rows.height == 1
 
 
 def test_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):

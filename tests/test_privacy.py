@@ -25,7 +25,7 @@ def identifiers(landing: Path) -> dict[str, set[str]]:
     """Every identifier value the partners delivered, as text (SSNs also without dashes)."""
     found: dict[str, set[str]] = {c: set() for c in IDENTIFIER_COLUMNS}
     for f in discover(landing):
-        text, _ = read_text(f)
+        text = read_text(f).rows
         for c in IDENTIFIER_COLUMNS:
             if c in text.columns:
                 found[c] |= set(text.get_column(c).drop_nulls().to_list())

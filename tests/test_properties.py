@@ -175,10 +175,10 @@ def deliveries(draw) -> tuple[str, bytes, dict[str, str], pl.DataFrame | None]:
 def stage(landing: Path, rel: str, max_share: float) -> StagedFile:
     f = next(f for f in discover(landing) if f.relative == rel)
     mapping = f.mapping()
-    text, native = read_text(f, mapping)
+    text = read_text(f, mapping)
     result = stage_text(
-        text, f.source, org_id=f.org_id, file=f.relative, params=PARAMS,
-        date_format=mapping.date_format, native_dates=native,
+        text.rows, f.source, org_id=f.org_id, file=f.relative, params=PARAMS,
+        date_format=mapping.date_format, native_dates=text.native_dates,
     )  # fmt: skip
     check_threshold(result, f.relative, max_share)
     return result
