@@ -3,9 +3,8 @@
 import dagster as dg
 
 from assets.common import OWNERS, table_spec
-from outcomes.ingest import read_reference
 from outcomes.schema import REFERENCE, SOURCES, reference_table
-from outcomes.validate import check_reference
+from outcomes.validate import read_references
 from pipelines.partitions import yearly
 from pipelines.resources import OutcomesConfig, written
 
@@ -45,14 +44,7 @@ landing_reference = dg.AssetSpec(
 )
 def reference(outcomes: OutcomesConfig):
     """Counties, population and partnerships, checked against their suites as a whole."""
-    s, wh = outcomes.settings, outcomes.warehouse
-    counties = read_reference(s.landing_dir, "counties")
-    check_reference("counties", counties, {}, "reference/counties.csv")
-    params = {"county_fips": counties.get_column("county_fips").to_list()}
-    frames = {"counties": counties}
-    for name in ("population", "partnerships"):
-        frames[name] = read_reference(s.landing_dir, name)
-        check_reference(name, frames[name], params, f"reference/{name}.csv")
-    for name, df in frames.items():
+    wh = outcomes.warehouse
+    for name, df in read_references(outcomes.settings.landing_dir).items():
         table = reference_table(name)
         yield written(table, df.height, wh.write(table, df))

@@ -1,13 +1,14 @@
 """Staging: every landing file of a year read, typed and checked; bad rows to quarantine."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_asset
 from assets.ingest import landing
-from outcomes.ingest import LandingError, LandingFile, discover, read_text
+from outcomes import validate
+from outcomes.ingest import LandingError, LandingFile, discover
 from outcomes.schema import (
     LOAD_LEDGER,
     QUARANTINE,
@@ -23,7 +24,7 @@ from outcomes.validate import (
     QuarantineThresholdError,
     StagedFile,
     check_threshold,
-    stage_text,
+    stage_file,
 )
 from outcomes.warehouse import Warehouse
 from pipelines.partitions import years_up_to
@@ -33,21 +34,19 @@ ZERO_PADDED = "zero_padded"  # metadata: number cells of ssn, zip, county_fips p
 
 
 def suite_parameters(source: Source, year: int, wh: Warehouse, org_id: str) -> dict:
-    """The values the suites refer to as $PARAMETER for one file."""
-    params: dict = {
-        "today": date.today().isoformat(),
-        "year": year,
-        "year_start": f"{year}-01-01",
-        "year_end": f"{year}-12-31",
-        "county_fips": wh.read(reference_table("counties")).get_column("county_fips").to_list(),
-    }
-    if source.name == "partnership_surveys":
-        params["partnership_ids"] = (
+    """The suites' parameters for one file, from the reference tables and the services
+    the warehouse holds."""
+    reference = wh.read(reference_table("counties")).get_column("county_fips").to_list()
+    return validate.suite_parameters(
+        source, year, county_fips=reference,
+        partnership_ids=(
             wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
-        )
-    if source.name == "client_surveys":
-        params["known_clients"] = known_clients(wh, org_id, year)
-    return params
+            if source.name == "partnership_surveys" else None
+        ),
+        known_clients=(
+            known_clients(wh, org_id, year) if source.name == "client_surveys" else None
+        ),
+    )  # fmt: skip
 
 
 def known_clients(wh: Warehouse, org_id: str, year: int) -> list[str]:
@@ -88,13 +87,8 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
     padded: dict[str, int] = {}  # number cells given back their leading zeros, per column
     for f in files:
         try:
-            mapping = f.mapping()
-            text = read_text(f, mapping, s.caps)
-            result = stage_text(
-                text.rows, source, org_id=f.org_id, file=f.relative,
-                params=suite_parameters(source, year, wh, f.org_id),
-                date_format=mapping.date_format, native_dates=text.native_dates,
-            )  # fmt: skip
+            params = suite_parameters(source, year, wh, f.org_id)
+            text, result = stage_file(f, params, s.caps)
             check_threshold(result, f.relative, s.max_share(source.name))
             results.append((f, result))
             for column, n in text.zero_padded.items():

@@ -42,7 +42,8 @@ def _years(value: str | None) -> tuple[int, int] | None:
 
 
 def _refused(e: ValueError) -> None:
-    click.secho(f"outcomes run refused: {e}", fg="red", err=True)
+    command = click.get_current_context().command_path  # e.g. outcomes run
+    click.secho(f"{command} refused: {e}", fg="red", err=True)
     sys.exit(1)
 
 
@@ -102,7 +103,7 @@ def _run(settings: Settings, years: tuple[int, int] | None) -> None:
         click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="outcomes", context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Longitudinal outcomes for public agencies and nonprofits working as partners."""
 
@@ -193,6 +194,57 @@ def generate(
 def run(landing_dir: Path, warehouse_dir: Path, years: str | None) -> None:
     """Materialize every asset for every year found, through Dagster."""
     _run(_settings(landing_dir, warehouse_dir), _years(years))
+
+
+@main.command()
+@click.option(
+    "--landing-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="the delivery, laid out as a landing zone (public/<agency_id>/..., nonprofit/...)",
+)
+@click.argument("files", nargs=-1)
+@click.option(
+    "--reference-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="a folder whose reference/ has counties.csv, population.csv and partnerships.csv "
+    "[default: the delivery's own]",
+)
+@click.option("--max-rows", type=click.IntRange(min=0), default=50, show_default=True,
+              help="quarantined rows listed per file")  # fmt: skip
+def validate(
+    landing_dir: Path, files: tuple[str, ...], reference_dir: Path | None, max_rows: int
+) -> None:
+    """Check a delivery before sending it: the mapping and the suites, per file.
+
+    Lists the rows a run would quarantine (line and rule, never a value) and whether
+    each file would fail its partition. Writes nothing. FILES (paths inside the
+    delivery) limit the check to those. Exits 1 when any file would fail.
+    """
+    from outcomes.config import LandingCaps, quarantine_shares_from_env
+    from outcomes.delivery import check_delivery, report_lines
+    from outcomes.ingest import LandingError
+    from pipelines.partitions import partition_years
+
+    try:
+        default, by_source = quarantine_shares_from_env()
+        caps = LandingCaps.from_env()
+    except SettingsError as e:
+        _refused(e)
+        raise
+    try:
+        reports = check_delivery(
+            landing_dir, max_share=lambda source: by_source.get(source, default),
+            years=partition_years(), reference_dir=reference_dir, files=files, caps=caps,
+        )  # fmt: skip
+    except LandingError as e:
+        click.secho(f"outcomes validate: cannot check this delivery: {e}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"delivery {landing_dir} (lines count data rows from 1, the header not counted)")
+    for line in report_lines(reports, max_rows):
+        click.echo(line)
+    if any(r.fails for r in reports):
+        sys.exit(1)
 
 
 @main.group()

@@ -53,6 +53,29 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names it and says what is allowed."""
 
 
+def quarantine_shares_from_env() -> tuple[float, dict[str, float]]:
+    """The share of a file's rows that may be quarantined: OUTCOMES_MAX_QUARANTINE_SHARE,
+    and per source OUTCOMES_MAX_QUARANTINE_SHARE_<SOURCE> (e.g. _WAGES=0.10)."""
+
+    def share(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 1:
+            raise SettingsError(f"{name} must be a share from 0 to 1, got {raw!r}")
+        return value
+
+    raw = os.environ.get(ENV_MAX_QUARANTINE_SHARE, str(DEFAULT_MAX_QUARANTINE_SHARE))
+    default = share(ENV_MAX_QUARANTINE_SHARE, raw)
+    by_source = {
+        k.removeprefix(ENV_MAX_QUARANTINE_SHARE + "_").lower(): share(k, v)
+        for k, v in os.environ.items()
+        if k.startswith(ENV_MAX_QUARANTINE_SHARE + "_")
+    }
+    return default, by_source
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
@@ -100,19 +123,14 @@ class Settings:
                 f"set the landing and warehouse folders ({ENV_LANDING_DIR}, {ENV_WAREHOUSE_DIR} "
                 "or --landing-dir, --warehouse-dir)"
             )
+        max_share, by_source = quarantine_shares_from_env()
         return cls(
             landing_dir=Path(landing).resolve(),
             warehouse_dir=Path(warehouse).resolve(),
             linkage_key=validate_linkage_key(os.environ.get(ENV_LINKAGE_KEY), demo=demo),
-            max_quarantine_share=float(
-                os.environ.get(ENV_MAX_QUARANTINE_SHARE, DEFAULT_MAX_QUARANTINE_SHARE)
-            ),
+            max_quarantine_share=max_share,
             min_cell=_int_setting(ENV_MIN_CELL, DEFAULT_MIN_CELL),
-            quarantine_share_by_source={
-                k.removeprefix(ENV_MAX_QUARANTINE_SHARE + "_").lower(): float(v)
-                for k, v in os.environ.items()
-                if k.startswith(ENV_MAX_QUARANTINE_SHARE + "_")
-            },
+            quarantine_share_by_source=by_source,
             demo=demo,
             caps=LandingCaps.from_env(),
         )

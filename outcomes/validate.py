@@ -9,14 +9,24 @@ rule, which comes from the declared schema (outcomes.schema).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from outcomes.schema import Source
+from outcomes.config import LandingCaps
+from outcomes.ingest import (
+    LINE,
+    LandingError,
+    LandingFile,
+    LandingText,
+    read_reference,
+    read_text,
+)
+from outcomes.schema import REFERENCE, Source
 from outcomes.suites import load_suite
 
 ISO_DATE = "%Y-%m-%d"
@@ -230,8 +240,13 @@ def apply_rules(typed: pl.DataFrame, rules: list[Rule]) -> Checked:
     return Checked(values, rejected, reasons, int(blanked.to_series().sum()))
 
 
-def source_rules(source: Source, params: dict[str, Any]) -> list[Rule]:
-    return compile_suite(load_suite(source.name), params, source.dtypes)
+def source_rules(
+    source: Source, params: dict[str, Any], unchecked: Collection[str] = ()
+) -> list[Rule]:
+    """The source's suite compiled; `unchecked` names rules left out (the pre-send check
+    cannot judge client_id:unknown_client without the partner's services files)."""
+    rules = compile_suite(load_suite(source.name), params, source.dtypes)
+    return [r for r in rules if r.name not in unchecked]
 
 
 def drop_flags(df: pl.DataFrame) -> pl.DataFrame:
@@ -272,14 +287,13 @@ def stage_text(
     params: dict[str, Any],
     date_format: str | None = None,
     native_dates: frozenset[str] | set[str] = frozenset(),
+    unchecked: Collection[str] = (),
 ) -> StagedFile:
     """Collapse identical rows, type, validate and split one file's rows. Pure."""
-    from outcomes.ingest import LINE
-
     rows_read = text.height
     text = text.unique(subset=source.column_names, keep="first", maintain_order=True)
     typed = type_columns(text, source, date_format, set(native_dates))
-    checked = apply_rules(typed, source_rules(source, params))
+    checked = apply_rules(typed, source_rules(source, params, unchecked))
     staged = checked.values.filter(~checked.rejected).with_columns(
         pl.lit(org_id).alias("org_id"), pl.lit(file).alias("file")
     )
@@ -303,8 +317,6 @@ def stage_text(
 def check_threshold(result: StagedFile, file: str, max_share: float) -> None:
     """Refuse a file whose quarantined share is over the limit, naming the top reasons."""
     if result.rows_read and result.rows_quarantined / result.rows_read > max_share:
-        from outcomes.ingest import LINE
-
         reasons = ", ".join(f"{r} ({n})" for r, n in top_reasons(result.quarantine))
         # nothing of the file is written, so the message is where the partner looks
         lines = result.quarantine.get_column(LINE).sort().head(5).to_list()
@@ -315,10 +327,61 @@ def check_threshold(result: StagedFile, file: str, max_share: float) -> None:
         )
 
 
+def suite_parameters(
+    source: Source,
+    year: int,
+    *,
+    county_fips: list[str],
+    partnership_ids: list[str] | None = None,
+    known_clients: list[str] | None = None,
+) -> dict[str, Any]:
+    """The values the suites refer to as $PARAMETER for one file."""
+    params: dict[str, Any] = {
+        "today": date.today().isoformat(),
+        "year": year,
+        "year_start": f"{year}-01-01",
+        "year_end": f"{year}-12-31",
+        "county_fips": county_fips,
+    }
+    if source.name == "partnership_surveys":
+        params["partnership_ids"] = partnership_ids or []
+    if source.name == "client_surveys":
+        params["known_clients"] = known_clients or []
+    return params
+
+
+def stage_file(
+    lf: LandingFile,
+    params: dict[str, Any],
+    caps: LandingCaps | None = None,
+    unchecked: Collection[str] = (),
+) -> tuple[LandingText, StagedFile]:
+    """One landing file read with its organisation's mapping and staged; raises
+    LandingError when the file cannot be used at all."""
+    mapping = lf.mapping()
+    text = read_text(lf, mapping, caps)
+    staged = stage_text(
+        text.rows, lf.source, org_id=lf.org_id, file=lf.relative, params=params,
+        date_format=mapping.date_format, native_dates=text.native_dates, unchecked=unchecked,
+    )  # fmt: skip
+    return text, staged
+
+
+def read_references(landing_dir: Path) -> dict[str, pl.DataFrame]:
+    """Counties, population and partnerships, typed and checked against their suites;
+    raises LandingError naming the file (and the line and rule)."""
+    counties = read_reference(landing_dir, "counties")
+    check_reference("counties", counties, {}, "reference/counties.csv")
+    params = {"county_fips": counties.get_column("county_fips").to_list()}
+    frames = {"counties": counties}
+    for name in ("population", "partnerships"):
+        frames[name] = read_reference(landing_dir, name)
+        check_reference(name, frames[name], params, f"reference/{name}.csv")
+    return frames
+
+
 def check_reference(name: str, df: pl.DataFrame, params: dict[str, Any], file: str) -> None:
     """Reference files are small and everything depends on them: any broken rule stops the run."""
-    from outcomes.schema import REFERENCE
-
     rules = compile_suite(load_suite(name), params, REFERENCE[name])
     parsed = [pl.lit(False).alias(_UNPARSED + c) for c in df.columns]  # typed on reading
     flags = (
@@ -329,6 +392,6 @@ def check_reference(name: str, df: pl.DataFrame, params: dict[str, Any], file: s
     for i, r in enumerate(rules):
         bad = flags.filter(pl.col(f"__rule{i}"))
         if bad.height:
-            raise ValueError(
+            raise LandingError(
                 f"{file}: line {bad['line'][0]} breaks {r.name} ({bad.height} rows in all)"
             )

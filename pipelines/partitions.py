@@ -13,6 +13,13 @@ yearly = dg.TimeWindowPartitionsDefinition(
     end_offset=1,  # up to the current year, loadable while it runs
 )
 
+
+
+def partition_years() -> range:
+    """The reporting years a landing file may have: 2000 to the current year."""
+    return range(FIRST_PARTITION_YEAR, int(yearly.get_last_partition_key() or 0) + 1)
+
+
 # allow_nonexistent_upstream_partitions is beta but is what "every earlier year" needs
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 

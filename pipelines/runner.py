@@ -15,7 +15,7 @@ import polars as pl
 
 from assets.common import materialized
 from assets.validate import ZERO_PADDED
-from outcomes.config import ENV_LINKAGE_KEY, FIRST_PARTITION_YEAR, Settings
+from outcomes.config import ENV_LINKAGE_KEY, Settings
 from outcomes.ingest import discover
 from outcomes.link import resolve
 from outcomes.schema import (
@@ -30,7 +30,7 @@ from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
 from pipelines.jobs import RUN_ORDER
-from pipelines.partitions import yearly
+from pipelines.partitions import partition_years
 from pipelines.resources import OutcomesConfig
 
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
@@ -60,11 +60,11 @@ class RunSummary:
 def landing_years(settings: Settings, wanted: tuple[int, int] | None = None) -> list[int]:
     """Years with landing files, refusing files outside the partitions by name."""
     files = discover(settings.landing_dir)
-    last = int(yearly.get_last_partition_key() or FIRST_PARTITION_YEAR)
-    outside = [f.relative for f in files if not FIRST_PARTITION_YEAR <= f.year <= last]
+    span = partition_years()
+    outside = [f.relative for f in files if f.year not in span]
     if outside:
         raise RunFailed(
-            f"{len(outside)} file(s) for years outside {FIRST_PARTITION_YEAR}-{last}: "
+            f"{len(outside)} file(s) for years outside {span.start}-{span.stop - 1}: "
             + ", ".join(outside[:5])
         )
     years = sorted({f.year for f in files})

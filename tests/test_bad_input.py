@@ -33,7 +33,13 @@ from outcomes.cli import main
 from outcomes.config import FIRST_PARTITION_YEAR
 from outcomes.ingest import LandingError, LandingFile, Mapping, discover, read_text
 from outcomes.schema import LOAD_LEDGER, QUARANTINE, SOURCES, staged_table
-from outcomes.validate import QuarantineThresholdError, StagedFile, check_threshold, stage_text
+from outcomes.validate import (
+    QuarantineThresholdError,
+    StagedFile,
+    check_threshold,
+    stage_file,
+    stage_text,
+)
 from pipelines.partitions import yearly
 from tests.conftest import TEST_KEY, Materialized, materialize
 from tests.handmade import COUNTIES, snap_persons
@@ -81,12 +87,7 @@ def params(year: int) -> dict:
 def stage(landing: Path, rel: str, max_share: float = 1.0) -> StagedFile:
     """What the staging step does with one file (assets/validate.py stage_year)."""
     f = landing_file(landing, rel)
-    mapping = f.mapping()
-    text = read_text(f, mapping)
-    result = stage_text(
-        text.rows, f.source, org_id=f.org_id, file=f.relative, params=params(f.year),
-        date_format=mapping.date_format, native_dates=text.native_dates,
-    )  # fmt: skip
+    _, result = stage_file(f, params(f.year))
     check_threshold(result, f.relative, max_share)
     return result
 

@@ -21,9 +21,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outcomes.ingest import LINE, LandingError, discover, read_text
+from outcomes.ingest import LINE, LandingError, discover
 from outcomes.schema import SOURCES, Source
-from outcomes.validate import QuarantineThresholdError, StagedFile, check_threshold, stage_text
+from outcomes.validate import QuarantineThresholdError, StagedFile, check_threshold, stage_file
 
 MARK = "Zq"  # starts every random value: no error message may contain it
 PLACES = {
@@ -174,12 +174,7 @@ def deliveries(draw) -> tuple[str, bytes, dict[str, str], pl.DataFrame | None]:
 
 def stage(landing: Path, rel: str, max_share: float) -> StagedFile:
     f = next(f for f in discover(landing) if f.relative == rel)
-    mapping = f.mapping()
-    text = read_text(f, mapping)
-    result = stage_text(
-        text.rows, f.source, org_id=f.org_id, file=f.relative, params=PARAMS,
-        date_format=mapping.date_format, native_dates=text.native_dates,
-    )  # fmt: skip
+    _, result = stage_file(f, PARAMS)
     check_threshold(result, f.relative, max_share)
     return result
 
