@@ -36,7 +36,7 @@ class LandingCaps:
     """What one landing file may hold, checked before anything large is allocated."""
 
     file_bytes: int = 2 << 30  # OUTCOMES_MAX_FILE_BYTES
-    sheet_rows: int = 2_000_000  # OUTCOMES_MAX_SHEET_ROWS (xlsx, and rows of any file)
+    sheet_rows: int = 2_000_000  # OUTCOMES_MAX_SHEET_ROWS (xlsx only: CSV, Parquet by bytes)
     sheet_columns: int = 200  # OUTCOMES_MAX_SHEET_COLUMNS
     parquet_bytes: int = 16 << 30  # OUTCOMES_MAX_PARQUET_BYTES, uncompressed
 

@@ -325,13 +325,11 @@ def _read_any(lf: LandingFile, caps: LandingCaps, watch: Collection[str] = ()) -
                     f"{lf.relative}: cannot be read as csv: {_csv_problem(raw.decode())} "
                     f"({type(e).__name__})"
                 ) from None
-            _within(lf, caps, df.height, df.width)
             return _Read(df, set(), {})  # CSV has no types: every value is text
         if ext == "parquet":
             import pyarrow.parquet as pq
 
             meta = pq.read_metadata(io.BytesIO(raw))
-            _within(lf, caps, meta.num_rows, meta.num_columns)
             unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
             if unpacked > caps.parquet_bytes:
                 raise LandingError(
@@ -361,7 +359,7 @@ _UNREADABLE = {
 
 def _read_xlsx(lf: LandingFile, caps: LandingCaps, raw: bytes, watch: Collection[str]) -> _Read:
     sheet = xlsx.scan(raw, watch)
-    _within(lf, caps, sheet.rows, sheet.columns)  # calamine allocates the whole used range
+    _sheet_within(lf, caps, sheet.rows, sheet.columns)  # calamine allocates the whole used range
     # fastexcel renames a repeated header (ssn, ssn_1): read the header row as written
     header = pl.read_excel(io.BytesIO(raw), sheet_id=1, engine="calamine", has_header=False,
                            read_options={"n_rows": 1}, infer_schema_length=0)  # fmt: skip
@@ -386,7 +384,7 @@ def _read_xlsx(lf: LandingFile, caps: LandingCaps, raw: bytes, watch: Collection
     return _Read(df, set(df.columns), numbers)  # date cells read as ISO, whatever the mapping
 
 
-def _within(lf: LandingFile, caps: LandingCaps, rows: int, columns: int) -> None:
+def _sheet_within(lf: LandingFile, caps: LandingCaps, rows: int, columns: int) -> None:
     if rows > caps.sheet_rows or columns > caps.sheet_columns:
         raise LandingError(
             f"{lf.relative}: {rows:,} rows by {columns:,} columns is over the cap of "

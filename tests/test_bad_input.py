@@ -761,19 +761,24 @@ def test_caps_stop_a_file_before_it_is_allocated(tmp_path: Path):
     )
     small = LandingCaps(file_bytes=100, sheet_rows=2, parquet_bytes=100)
     put(tmp_path / "b", "public/b/spells_2014.csv", spell_rows(3))
-    put(tmp_path / "c", "public/c/spells_2014.csv", spell_rows(3).head(1).write_csv())
     rows = spell_rows(3)
     buf = io.BytesIO()
     rows.write_parquet(buf)
     put(tmp_path / "p", "public/p/spells_2014.parquet", buf.getvalue())
     with pytest.raises(LandingError, match=r"bytes is over the cap of 100 \(OUTCOMES_MAX_FILE"):
         read_text(discover(tmp_path / "b")[0], caps=small)
-    wide = LandingCaps(sheet_rows=2)
-    with pytest.raises(LandingError, match="3 rows by 13 columns is over the cap of 2 by 200"):
-        read_text(discover(tmp_path / "b")[0], caps=wide)
     with pytest.raises(LandingError, match="uncompressed is over the cap of 100"):
         read_text(discover(tmp_path / "p")[0], caps=LandingCaps(parquet_bytes=100))
-    assert read_text(discover(tmp_path / "c")[0], caps=wide).rows.height == 1
+    # the sheet caps are a spreadsheet's: CSV and Parquet are bounded by their bytes
+    long = LandingCaps(sheet_rows=2)
+    buf = io.BytesIO()
+    rows.write_excel(buf)
+    put(tmp_path / "x", "public/x/spells_2014.xlsx", buf.getvalue())
+    with pytest.raises(LandingError, match="4 rows by 13 columns is over the cap of 2 by 200"):
+        read_text(discover(tmp_path / "x")[0], caps=long)
+    assert read_text(discover(tmp_path / "x")[0], caps=LandingCaps(sheet_rows=4)).rows.height == 3
+    for landing in ("b", "p"):
+        assert read_text(discover(tmp_path / landing)[0], caps=long).rows.height == 3
 
 
 def test_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
