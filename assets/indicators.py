@@ -4,9 +4,11 @@ import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_asset, table_spec
+from outcomes.impact import OVERALL, impact_by_stage_table, impact_table
 from outcomes.indicators import LoadedYears, indicator_tables
 from outcomes.maturity import partnership_maturity as maturity_of
 from outcomes.schema import (
+    IMPACT_BEFORE_SUPPRESSION,
     INDICATOR_PANEL,
     LINKED_SPELLS,
     LINKED_SURVEYS,
@@ -14,10 +16,11 @@ from outcomes.schema import (
     OUTCOME_INDICATORS,
     OUTCOME_INDICATORS_BY_GROUP,
     PARTNERSHIP_IMPACT,
+    PARTNERSHIP_IMPACT_BY_STAGE,
     PARTNERSHIP_MATURITY,
     PARTNERSHIP_SURVEYS,
     QUARTERLY_WAGES,
-    empty,
+    Table,
     reference_table,
     staged_table,
 )
@@ -52,13 +55,17 @@ def indicator_inputs(wh: Warehouse, year: int) -> tuple:
     )
 
 
+def every_year(table: Table) -> dg.AssetDep:
+    return dg.AssetDep(table.name, partition_mapping=dg.AllPartitionMapping())
+
+
 _INDICATOR_INPUTS = [
     dg.AssetDep(LINKED_SPELLS.name, partition_mapping=years_up_to(1)),
     dg.AssetDep(QUARTERLY_WAGES.name, partition_mapping=this_and_next_year()),
     LINKED_SURVEYS.name,
     "population",
     "counties",
-    dg.AssetDep(LOAD_LEDGER.name, partition_mapping=dg.AllPartitionMapping()),
+    every_year(LOAD_LEDGER),
 ]
 
 
@@ -101,14 +108,49 @@ def partnership_maturity(
     return written(PARTNERSHIP_MATURITY, df.height, wh.write(PARTNERSHIP_MATURITY, df, year))
 
 
-@table_asset(
-    PARTNERSHIP_IMPACT,
-    "partnerships",
-    [dg.AssetDep(INDICATOR_PANEL.name, partition_mapping=dg.AllPartitionMapping()), "partnerships"],
-    PARTNERSHIP_IMPACT.description
-    + " Not estimated yet: the table is written empty with its schema (see README status).",
+_IMPACT = ["partnerships", "counties"]  # and the cells of every year: published, or not
+_IMPACT_OF = (
+    (PARTNERSHIP_IMPACT, OUTCOME_INDICATORS),
+    (IMPACT_BEFORE_SUPPRESSION, INDICATOR_PANEL),
 )
-def partnership_impact(outcomes: OutcomesConfig) -> dg.MaterializeResult:
+
+
+@dg.multi_asset(
+    specs=[
+        *(
+            table_spec(table, "partnerships", [every_year(cells), *_IMPACT])
+            for table, cells in _IMPACT_OF
+        ),
+        table_spec(
+            PARTNERSHIP_IMPACT_BY_STAGE,
+            "partnerships",
+            [every_year(OUTCOME_INDICATORS), every_year(PARTNERSHIP_MATURITY), *_IMPACT],
+        ),
+    ]
+)
+def partnership_impact(outcomes: OutcomesConfig):
+    """Callaway-Sant'Anna estimates per indicator over every loaded year: from the
+    published cells, (restricted) from the panel before suppression, and by the
+    Value Curve stage the partnerships had reached (descriptive)."""
     wh = outcomes.warehouse
-    df = empty(PARTNERSHIP_IMPACT)
-    return written(PARTNERSHIP_IMPACT, df.height, wh.write(PARTNERSHIP_IMPACT, df))
+    partnerships = wh.read(reference_table("partnerships"))
+    counties = wh.read(reference_table("counties")).get_column("county_fips").to_list()
+    for table, cells in _IMPACT_OF:
+        df = impact_table(wh.read(cells), partnerships, counties)
+        yield _impact_written(wh, table, df)
+    by_stage = impact_by_stage_table(
+        wh.read(OUTCOME_INDICATORS), partnerships, counties, wh.read(PARTNERSHIP_MATURITY)
+    )
+    yield _impact_written(wh, PARTNERSHIP_IMPACT_BY_STAGE, by_stage)
+
+
+def _impact_written(wh: Warehouse, table: Table, df: pl.DataFrame) -> dg.MaterializeResult:
+    estimated = df.filter(pl.col("suppression").is_null())
+    shown = {}  # the UI shows published overall estimates; restricted ones stay in their zone
+    if table is PARTNERSHIP_IMPACT:
+        overall = estimated.filter(pl.col("estimand") == OVERALL).select("indicator_id", "estimate")
+        shown = {f"overall_{i}": round(v, 4) for i, v in overall.iter_rows()}
+    return written(
+        table, df.height, wh.write(table, df), estimates=estimated.height,
+        not_published=df.height - estimated.height, **shown,
+    )  # fmt: skip

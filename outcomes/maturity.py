@@ -28,6 +28,7 @@ from outcomes import schema
 
 STAGES = ((40.0, "regulative"), (60.0, "collaborative"), (80.0, "integrative"))
 TOP_STAGE = "generative"
+STAGE_ORDER = (*(name for _, name in STAGES), TOP_STAGE)  # least to most mature
 STAGE_PRECISION = 9  # decimals kept when comparing the index with stage boundaries
 MIN_RESPONSES = 5  # contract section 4: fewer publish n_responses only
 

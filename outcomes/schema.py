@@ -397,12 +397,44 @@ PARTNERSHIP_IMPACT = Table(
         "std_error": F,
         "ci_low": F,
         "ci_high": F,
+        "p_value": F,
         "n_treated_counties": INT,
         "n_control_counties": INT,
         "method": S,
+        "suppression": S,
     },
     by_year=False,
-    description="Difference-in-differences impact of partnerships (Callaway and Sant'Anna).",
+    description="Difference-in-differences impact of partnerships (Callaway and Sant'Anna), "
+    "over the published cells only.",
+)
+PARTNERSHIP_IMPACT_BY_STAGE = Table(
+    "partnership_impact_by_stage",
+    Zone.PUBLISHED,
+    {
+        "indicator_id": S,
+        "value_curve_stage": S,
+        "event_time": INT,
+        "estimate": F,
+        "std_error": F,
+        "ci_low": F,
+        "ci_high": F,
+        "p_value": F,
+        "n_treated_counties": INT,
+        "n_control_counties": INT,
+        "method": S,
+        "suppression": S,
+    },
+    by_year=False,
+    description="Event-time effects split by the Value Curve stage the partnerships had "
+    "reached (descriptive), over the published cells only.",
+)
+IMPACT_BEFORE_SUPPRESSION = Table(
+    "partnership_impact_before_suppression",
+    Zone.RESTRICTED,
+    PARTNERSHIP_IMPACT.schema,
+    by_year=False,
+    description="The same estimates over the indicator panel before suppression, for "
+    "approved evaluators: restricted, since with the published cells they can undo it.",
 )
 
 

@@ -8,6 +8,12 @@ indicators, then the impact estimates over the whole panel.
 
 import dagster as dg
 
+from outcomes.schema import (
+    IMPACT_BEFORE_SUPPRESSION,
+    PARTNERSHIP_IMPACT,
+    PARTNERSHIP_IMPACT_BY_STAGE,
+)
+
 load_reference = dg.define_asset_job(
     "load_reference",
     selection=dg.AssetSelection.groups("reference"),
@@ -31,7 +37,12 @@ publish_indicators = dg.define_asset_job(
 )
 estimate_impact = dg.define_asset_job(
     "estimate_impact",
-    selection=dg.AssetSelection.assets("partnership_impact"),
+    selection=dg.AssetSelection.assets(
+        *(
+            t.name
+            for t in (PARTNERSHIP_IMPACT, IMPACT_BEFORE_SUPPRESSION, PARTNERSHIP_IMPACT_BY_STAGE)
+        )
+    ),
     description="Difference-in-differences over every year's indicator panel.",
 )
 

@@ -21,6 +21,7 @@ from outcomes.link import resolve
 from outcomes.schema import (
     LOAD_LEDGER,
     OUTCOME_INDICATORS,
+    PARTNERSHIP_IMPACT,
     PERSON_KEY_MERGES,
     RECORD_LINKS,
     SOURCES,
@@ -192,4 +193,7 @@ def figures(
         "persons": links.get_column("person_key").n_unique(),
         "indicator cells": published.height,
         "suppressed cells": published.filter(pl.col("suppression").is_not_null()).height,
+        "impact estimates": wh.read(PARTNERSHIP_IMPACT)
+        .filter(pl.col("suppression").is_null())
+        .height,
     }
