@@ -386,23 +386,22 @@ PARTNERSHIP_MATURITY = Table(
     },
     description="Partnership health: the six accelerants, a 0-100 index and the Value Curve stage.",
 )
+# an estimate with its interval, its support and why it is not published, if it is not
+ESTIMATE_COLUMNS = {
+    "estimate": F,
+    "std_error": F,
+    "ci_low": F,
+    "ci_high": F,
+    "p_value": F,
+    "n_treated_counties": INT,
+    "n_control_counties": INT,
+    "method": S,
+    "suppression": S,
+}
 PARTNERSHIP_IMPACT = Table(
     "partnership_impact",
     Zone.PUBLISHED,
-    {
-        "indicator_id": S,
-        "estimand": S,
-        "event_time": INT,
-        "estimate": F,
-        "std_error": F,
-        "ci_low": F,
-        "ci_high": F,
-        "p_value": F,
-        "n_treated_counties": INT,
-        "n_control_counties": INT,
-        "method": S,
-        "suppression": S,
-    },
+    {"indicator_id": S, "estimand": S, "event_time": INT, **ESTIMATE_COLUMNS},
     by_year=False,
     description="Difference-in-differences impact of partnerships (Callaway and Sant'Anna), "
     "over the published cells only.",
@@ -410,20 +409,7 @@ PARTNERSHIP_IMPACT = Table(
 PARTNERSHIP_IMPACT_BY_STAGE = Table(
     "partnership_impact_by_stage",
     Zone.PUBLISHED,
-    {
-        "indicator_id": S,
-        "value_curve_stage": S,
-        "event_time": INT,
-        "estimate": F,
-        "std_error": F,
-        "ci_low": F,
-        "ci_high": F,
-        "p_value": F,
-        "n_treated_counties": INT,
-        "n_control_counties": INT,
-        "method": S,
-        "suppression": S,
-    },
+    {"indicator_id": S, "value_curve_stage": S, "event_time": INT, **ESTIMATE_COLUMNS},
     by_year=False,
     description="Event-time effects split by the Value Curve stage the partnerships had "
     "reached (descriptive), over the published cells only.",
