@@ -445,6 +445,17 @@ class _Program:
             c[self.col[q][pick]] += sign
         return c
 
+    def feasible_with(
+        self, q: str, i: int, low: float, high: float
+    ) -> tuple[np.ndarray | None, bool]:
+        """A point whose count q of cell i lies in [low, high], if there is one, and
+        whether the solver settled the question (a point, or proof there is none)."""
+        row = LinearConstraint(self.objective(q, 1.0, np.array([i]))[np.newaxis, :], low, high)
+        res = milp(np.zeros(self.n_vars), integrality=self.integrality, bounds=self.bounds,
+                   constraints=[self.constraints, row],
+                   options={"time_limit": SOLVE_SECONDS})  # fmt: skip
+        return (None if res.x is None else np.round(res.x)), res.status in (0, 2)
+
     def solve(self, c: np.ndarray) -> tuple[np.ndarray | None, bool]:
         """A feasible integer point at the optimum (or the best found), and whether proved."""
         options = {"mip_rel_gap": 0.0, "time_limit": SOLVE_SECONDS}
@@ -577,13 +588,15 @@ def inherent(table: Linked, finding: Finding, status: np.ndarray, limit: int) ->
     cells = next(g for g in _groups(table, everything) if finding.cell in g)
     program = _Program(table, everything, cells, status, limit, ub)
     i = int(np.flatnonzero(cells == finding.cell)[0])
-    ends = []
-    for sign in (1.0, -1.0):
-        x, ok = program.solve(program.objective(finding.count, sign, np.array([i])))
-        if x is None or not ok:
+    # The finding's ends are values of feasible points, and points of the release are
+    # points of this program too: its range is no wider exactly when no point lies
+    # beyond them. Two feasibility questions, usually settled by the first point found,
+    # where optimising each end to proof took the time limit on large counts.
+    for low, high in ((finding.range.high + 1, np.inf), (-np.inf, finding.range.low - 1)):
+        x, decided = program.feasible_with(finding.count, i, low, high)
+        if x is not None or not decided:
             return False
-        ends.append(float(program.value(x, finding.count)[i]))
-    return ends[1] - ends[0] + 1 <= finding.range.values
+    return True
 
 
 # ---------------------------------------------------------------- protection
