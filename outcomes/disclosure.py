@@ -44,6 +44,7 @@ PRIMARY, COMPLEMENTARY = "primary", "complementary"
 KEYS = ["indicator_id", "year"]
 CELL = ["county_fips", "group_by", "group_value"]
 SOLVE_SECONDS = 60.0  # per integer program; a solve cut short only keeps what it found
+REACH_SECONDS = 1.0  # per heuristic question; unanswered, the count is optimised to proof
 Q_NUMERATOR, Q_DENOMINATOR, Q_COMPLEMENT = "numerator", "denominator", "complement"
 
 
@@ -316,31 +317,32 @@ def _upper_bounds(table: Linked, hidden: np.ndarray) -> dict[str, np.ndarray]:
 class _Program:
     """The attacker's integer program over one group of linked suppressed cells.
 
-    With an `anchor` (a feasible point, e.g. the true values) every either-or of the
-    rule is fixed to the side the anchor is on: a smaller program, solved as an LP
-    whenever its optimum is integral, whose points are points of the full one.
+    Each either-or of the rule is a set of binaries, one per side. Fixing them to the
+    sides a feasible point is on (`at`; all cells, or all but some `free` ones) gives a
+    smaller program whose points are points of the full one: with every side fixed it
+    is an LP, and its optimum is usually integral. One program serves every variant,
+    so a group's constraints are built once.
     """
 
-    def __init__(self, table: Linked, hidden: np.ndarray, cells: np.ndarray, status: np.ndarray,
-                 limit: int, ub: dict[str, np.ndarray],
-                 anchor: dict[str, np.ndarray] | None = None,
-                 free: np.ndarray | None = None) -> None:  # fmt: skip
-        self.cells, self.anchored = cells, anchor is not None and free is None
+    def __init__(self, table: Linked, hidden: np.ndarray, cells: np.ndarray,
+                 status: np.ndarray, limit: int, ub: dict[str, np.ndarray]) -> None:  # fmt: skip
+        self.cells = cells
         k = len(cells)
         index = {int(c): i for i, c in enumerate(cells)}
         self.col = {Q_NUMERATOR: np.arange(k)}
         if table.proportion:
             self.col[Q_DENOMINATOR] = np.arange(k, 2 * k)
+        self.quantities = [*self.col, *([Q_COMPLEMENT] if table.proportion else [])]
         n_vars = k * len(self.col)
         self.rows: list[tuple[dict[int, float], float, float]] = []
         self.lows, self.highs = np.zeros(n_vars), np.zeros(n_vars)
         for q, cols in self.col.items():
             self.highs[cols] = ub[q][cells]
         self.n_vars = n_vars
+        # per either-or: its cell, and per side a binary and the count's range there
+        self.choices: list[tuple[int, list[tuple[int, str, float, float]]]] = []
         for i, c in enumerate(cells):
-            pinned = anchor is not None and (free is None or not free[i])
-            a = {q: float(v[i]) for q, v in anchor.items()} if pinned else None
-            self._rule(i, status[c], limit, a)
+            self._rule(i, status[c], limit)
         lines = np.unique(np.concatenate([table.cell_lines[c] for c in cells]))
         for q, cols in self.col.items():
             v = table.n if q == Q_NUMERATOR else table.d
@@ -353,15 +355,16 @@ class _Program:
                 else:
                     rhs += float(v[t])
                 self.rows.append((terms, rhs, rhs))
-        a = sp.lil_matrix((len(self.rows), self.n_vars))
-        lb, rb = np.empty(len(self.rows)), np.empty(len(self.rows))
-        for r, (terms, low, high) in enumerate(self.rows):
-            for j, coef in terms.items():
-                a[r, j] = coef
-            lb[r], rb[r] = low, high
-        self.constraints = LinearConstraint(a.tocsr(), lb, rb)
-        self.bounds = Bounds(self.lows, self.highs)
-        self.integrality = np.ones(self.n_vars)
+        row_of = [r for r, (terms, _, _) in enumerate(self.rows) for _ in terms]
+        columns = [j for terms, _, _ in self.rows for j in terms]
+        coefs = [c for terms, _, _ in self.rows for c in terms.values()]
+        a = sp.csr_matrix((coefs, (row_of, columns)), shape=(len(self.rows), self.n_vars))
+        lb = np.array([low for _, low, _ in self.rows], dtype=float)
+        rb = np.array([high for _, _, high in self.rows], dtype=float)
+        self.constraints = LinearConstraint(a.tocsc(), lb, rb)
+        every = np.arange(self.n_vars)
+        self.whole = _Sides(every, np.zeros(self.n_vars), self.constraints,
+                            Bounds(self.lows, self.highs), lp=False)  # fmt: skip
 
     def _binary(self) -> int:
         self.lows, self.highs = np.append(self.lows, 0.0), np.append(self.highs, 1.0)
@@ -376,13 +379,9 @@ class _Program:
         else:
             self.rows.append((terms, low, high))
 
-    def _either(self, terms: dict[int, float], sides: list[tuple[float, float]],
-                anchor: float | None, big: float) -> list[int]:  # fmt: skip
-        """terms lies in one of `sides`; the anchor's side only, or a binary per side."""
-        if anchor is not None:
-            low, high = next(s for s in sides if s[0] <= anchor <= s[1])
-            self._within(terms, low, high)
-            return []
+    def _either(self, i: int, q: str, terms: dict[int, float],
+                sides: list[tuple[float, float]], big: float) -> None:  # fmt: skip
+        """Count q of cell i (`terms`) lies in one of `sides`: a binary per side."""
         z = [self._binary() for _ in sides]
         for zq, (low, high) in zip(z, sides, strict=True):  # active side: low <= terms <= high
             if low > 0:
@@ -390,45 +389,66 @@ class _Program:
             if np.isfinite(high):
                 self.rows.append(({**terms, zq: big}, -np.inf, high + big))
         self.rows.append(({zq: 1.0 for zq in z}, 1, np.inf))
-        return z
+        self.choices.append((i, [(zq, q, *side) for zq, side in zip(z, sides, strict=True)]))
 
-    def _rule(
-        self, i: int, reason: str | None, limit: int, anchor: dict[str, float] | None
-    ) -> None:
+    def _rule(self, i: int, reason: str | None, limit: int) -> None:
         """What the published suppression reason says of cell i (None: a published cell
         taken as unknown, for the baseline where nothing is published)."""
         primary = reason == PRIMARY
         small, zero, large = (1.0, limit - 1.0), (0.0, 0.0), (float(limit), np.inf)
         n = int(self.col[Q_NUMERATOR][i])
         big_n = float(self.highs[n]) + limit
-        at = (lambda q: None) if anchor is None else anchor.get
         if Q_DENOMINATOR not in self.col:  # a rate: its denominator is public
-            self._either({n: 1.0}, [small] if primary else [zero, large], at(Q_NUMERATOR), big_n)
+            if primary:
+                self._within({n: 1.0}, *small)
+            else:
+                self._either(i, Q_NUMERATOR, {n: 1.0}, [zero, large], big_n)
             return
         d = int(self.col[Q_DENOMINATOR][i])
         big_d = float(self.highs[d]) + limit
         self.rows.append(({d: 1.0, n: -1.0}, 0, np.inf))  # numerator at most denominator
         terms = {Q_NUMERATOR: {n: 1.0}, Q_DENOMINATOR: {d: 1.0}, Q_COMPLEMENT: {d: 1.0, n: -1.0}}
         big = {Q_NUMERATOR: big_n, Q_DENOMINATOR: big_d, Q_COMPLEMENT: big_d}
-        if primary:  # numerator, denominator or d - n is 1..limit-1
-            if anchor is not None:
-                q = next(q for q in terms if small[0] <= anchor[q] <= small[1])
-                self._within(terms[q], *small)
-                return
+        if primary:  # numerator, denominator or d - n is 1..limit-1: a binary per count
             z = []
             for q in terms:
                 zq = self._binary()
                 self.rows.append(({**terms[q], zq: -1.0}, 0, np.inf))
                 self.rows.append(({**terms[q], zq: big[q]}, -np.inf, small[1] + big[q]))
-                z.append(zq)
-            self.rows.append(({zq: 1.0 for zq in z}, 1, np.inf))
+                z.append((zq, q, *small))
+            self.rows.append(({zq: 1.0 for zq, *_ in z}, 1, np.inf))
+            self.choices.append((i, z))
             return
         if reason == COMPLEMENTARY:  # never 0/0, so the denominator is not small
             self._within({d: 1.0}, *large)
         else:
-            self._either({d: 1.0}, [zero, large], at(Q_DENOMINATOR), big_d)
+            self._either(i, Q_DENOMINATOR, {d: 1.0}, [zero, large], big_d)
         for q in (Q_NUMERATOR, Q_COMPLEMENT):
-            self._either(terms[q], [zero, large], at(q), big[q])
+            self._either(i, q, terms[q], [zero, large], big[q])
+
+    def at(self, point: dict[str, np.ndarray], free: np.ndarray | None = None) -> _Sides:
+        """The program with every either-or of the cells not `free` fixed to the side
+        `point` is on (the first side that holds it), its binaries taken out."""
+        fixed = np.zeros(self.n_vars, dtype=bool)
+        x0 = np.zeros(self.n_vars)
+        for i, sides in self.choices:
+            if free is not None and free[i]:
+                continue
+            chosen = next(zq for zq, q, low, high in sides if low <= point[q][i] <= high)
+            for zq, *_ in sides:
+                fixed[zq], x0[zq] = True, float(zq == chosen)
+        keep = np.flatnonzero(~fixed)
+        a = self.constraints.A
+        shift = a[:, fixed] @ x0[fixed]
+        sub = a[:, keep].tocsr()
+        used = np.diff(sub.indptr) > 0  # rows left with no variable hold by construction
+        return _Sides(
+            keep, x0,
+            LinearConstraint(sub[used], (self.constraints.lb - shift)[used],
+                             (self.constraints.ub - shift)[used]),
+            Bounds(self.lows[keep], self.highs[keep]),
+            lp=bool(fixed.sum() == self.n_vars - len(self.cells) * len(self.col)),
+        )  # fmt: skip
 
     def value(self, x: np.ndarray, q: str) -> np.ndarray:
         if q == Q_COMPLEMENT:
@@ -446,28 +466,56 @@ class _Program:
         return c
 
     def feasible_with(
-        self, q: str, i: int, low: float, high: float
-    ) -> tuple[np.ndarray | None, bool]:
+        self, q: str, i: int, low: float, high: float, sides: _Sides | None = None,
+        seconds: float = SOLVE_SECONDS, push: bool = False,
+    ) -> tuple[np.ndarray | None, bool]:  # fmt: skip
         """A point whose count q of cell i lies in [low, high], if there is one, and
-        whether the solver settled the question (a point, or proof there is none)."""
-        row = LinearConstraint(self.objective(q, 1.0, np.array([i]))[np.newaxis, :], low, high)
-        res = milp(np.zeros(self.n_vars), integrality=self.integrality, bounds=self.bounds,
-                   constraints=[self.constraints, row],
-                   options={"time_limit": SOLVE_SECONDS})  # fmt: skip
-        return (None if res.x is None else np.round(res.x)), res.status in (0, 2)
+        whether the solver settled the question (a point, or proof there is none).
+        `push` aims the search at the interval's far side: its first point then
+        usually lies well inside."""
+        sides = sides or self.whole
+        c = self.objective(q, 1.0, np.array([i]))[sides.keep]
+        row = LinearConstraint(c[np.newaxis, :], low, high)
+        goal, options = np.zeros(len(sides.keep)), {"time_limit": seconds}
+        if push:  # aim at the far side, and stop at the first point found
+            goal, options["mip_rel_gap"] = (c if high < np.inf else -c), np.inf
+        res = milp(goal, integrality=np.ones(len(sides.keep)), bounds=sides.bounds,
+                   constraints=[sides.constraints, row], options=options)  # fmt: skip
+        return sides.point(res.x), res.status in (0, 2)
 
-    def solve(self, c: np.ndarray) -> tuple[np.ndarray | None, bool]:
-        """A feasible integer point at the optimum (or the best found), and whether proved."""
-        options = {"mip_rel_gap": 0.0, "time_limit": SOLVE_SECONDS}
-        if self.anchored:  # often integral as an LP: try that first
-            res = milp(c, bounds=self.bounds, constraints=self.constraints, options=options)
+    def solve(self, c: np.ndarray, sides: _Sides | None = None,
+              seconds: float = SOLVE_SECONDS) -> tuple[np.ndarray | None, bool]:  # fmt: skip
+        """A feasible integer point at the optimum (or the best found), and whether
+        proved; with every side fixed the LP first, as it is often integral."""
+        options = {"mip_rel_gap": 0.0, "time_limit": seconds}
+        sides = sides or self.whole
+        c = c[sides.keep]
+        if sides.lp:
+            res = milp(c, bounds=sides.bounds, constraints=sides.constraints, options=options)
             if res.x is not None and np.allclose(res.x, np.round(res.x), atol=1e-7):
-                return np.round(res.x), res.status == 0
-        res = milp(c, integrality=self.integrality, bounds=self.bounds,
-                   constraints=self.constraints, options=options)  # fmt: skip
-        if res.x is None:
-            return None, False
-        return np.round(res.x), res.status == 0
+                return sides.point(res.x), res.status == 0
+        res = milp(c, integrality=np.ones(len(sides.keep)), bounds=sides.bounds,
+                   constraints=sides.constraints, options=options)  # fmt: skip
+        return sides.point(res.x), res.x is not None and res.status == 0
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """A program with some binaries fixed and taken out: the columns kept, the values
+    of the rest, and what is left to solve."""
+
+    keep: np.ndarray
+    fixed: np.ndarray  # every column's value where fixed (ignored where kept)
+    constraints: LinearConstraint
+    bounds: Bounds
+    lp: bool  # no binary left
+
+    def point(self, x: np.ndarray | None) -> np.ndarray | None:
+        if x is None:
+            return None
+        out = self.fixed.copy()
+        out[self.keep] = np.round(x)
+        return out
 
 
 def _groups(table: Linked, hidden: np.ndarray) -> Iterator[np.ndarray]:
@@ -489,27 +537,55 @@ def _total_matrix(table: Linked) -> np.ndarray:
     return m
 
 
+@dataclass
+class Seen:
+    """Per count of every cell, the lowest and highest values of the feasible points
+    found, starting from the truth, and the counts exempt as the rule alone narrows
+    them as much. Kept across the protection's rounds: a point stays feasible when
+    more cells are suppressed (with their true values), and an exempt count stays
+    exempt (its range can only widen, up to what the rule alone allows, which it
+    already had), so what one round found need not be found again."""
+
+    low: dict[str, np.ndarray]
+    high: dict[str, np.ndarray]
+    exempt: dict[str, np.ndarray]
+
+    @classmethod
+    def truth(cls, table: Linked) -> Seen:
+        counts = {q: v.astype(float) for q, v in table.counts().items()}
+        return cls({q: v.copy() for q, v in counts.items()}, counts,
+                   {q: np.zeros(table.size, dtype=bool) for q in counts})  # fmt: skip
+
+
 def audit_table(table: Linked, hidden: np.ndarray, status: np.ndarray, limit: int,
-                truth: bool = False) -> list[Finding]:  # fmt: skip
+                seen: Seen | None = None) -> list[Finding]:  # fmt: skip
     """The suppressed counts an attacker pins down or narrows, with the range found.
 
     Ranges grow from feasible points only (so a count passes only when two solutions
     prove it): the extremes of each count summed over the counts still in doubt, round
-    after round, then one count at a time for the few left. With `truth` (the
-    pipeline's own check) the true values are one more feasible point.
+    after round, then one count at a time for the few left. With `seen` (the
+    pipeline's own check) the true values, and the points it holds, count too.
     """
     findings: list[Finding] = []
     ub = _upper_bounds(table, hidden)
     for cells in _groups(table, hidden):
-        findings += _audit_group(table, hidden, cells, status, limit, ub, truth)
-    return [f for f in findings if not inherent(table, f, status, limit)]
+        findings += _audit_group(table, hidden, cells, status, limit, ub, seen)
+    baseline = _Baseline(table, status, limit, truth=seen is not None)
+    kept = []
+    for f in findings:
+        if not baseline.inherent(f):
+            kept.append(f)
+        elif seen is not None:
+            seen.exempt[f.count][f.cell] = True
+    return kept
 
 
 def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: np.ndarray,
-                 limit: int, ub: dict[str, np.ndarray], truth: bool) -> list[Finding]:  # fmt: skip
+                 limit: int, ub: dict[str, np.ndarray],
+                 seen: Seen | None) -> list[Finding]:  # fmt: skip
     full = _Program(table, hidden, cells, status, limit, ub)
-    quantities = [*full.col, *([Q_COMPLEMENT] if table.proportion else [])]
-    if truth:
+    quantities = full.quantities
+    if seen is not None:
         anchor = {q: v[cells].astype(float) for q, v in table.counts().items()}
     else:
         x, _ = full.solve(np.zeros(full.n_vars))
@@ -518,85 +594,150 @@ def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: n
         anchor = {q: full.value(x, q) for q in quantities}
     width = {q: np.full(len(cells), 2) for q in quantities}
     width[Q_NUMERATOR] = np.where(status[cells] == PRIMARY, max(limit - 1, 2), 2)
-    low = {q: anchor[q].copy() for q in quantities}
-    high = {q: anchor[q].copy() for q in quantities}
-    proved = {q: np.zeros((len(cells), 2), dtype=bool) for q in quantities}
+    if seen is None:
+        low = {q: anchor[q].copy() for q in quantities}
+        high = {q: anchor[q].copy() for q in quantities}
+    else:  # from the truth and the earlier rounds
+        low = {q: seen.low[q][cells] for q in quantities}
+        high = {q: seen.high[q][cells] for q in quantities}
 
-    def seen(x: np.ndarray) -> None:
+    def found(x: np.ndarray) -> dict[str, np.ndarray]:
+        point = {q: full.value(x, q) for q in quantities}
         for q in quantities:
-            v = full.value(x, q)
-            low[q], high[q] = np.minimum(low[q], v), np.maximum(high[q], v)
+            low[q], high[q] = np.minimum(low[q], point[q]), np.maximum(high[q], point[q])
+        return point
+
+    exempt = {q: np.zeros(len(cells), dtype=bool) if seen is None else seen.exempt[q][cells]
+              for q in quantities}  # fmt: skip
 
     def doubtful(q: str) -> np.ndarray:
-        return high[q] - low[q] + 1 < width[q]
+        return (high[q] - low[q] + 1 < width[q]) & ~exempt[q]
 
-    def explore(point: dict[str, np.ndarray]) -> None:
-        """Cheap LPs on the sides `point` is on: sums of the counts in doubt, then each."""
-        near = _Program(table, hidden, cells, status, limit, ub, point)
+    def explore(point: dict[str, np.ndarray], each: bool) -> None:
+        """LPs on the sides `point` is on: sums of the counts in doubt, then (`each`)
+        every count still in doubt alone."""
+        sides = full.at(point)
         for q in quantities:
             progress = True
             while progress and doubtful(q).any():
                 before = int(doubtful(q).sum())
                 for sign in (1.0, -1.0):
-                    x, _ = near.solve(near.objective(q, sign, np.flatnonzero(doubtful(q))))
+                    c = full.objective(q, sign, np.flatnonzero(doubtful(q)))
+                    x, _ = full.solve(c, sides)
                     if x is not None:
-                        seen(x)
+                        found(x)
                 progress = int(doubtful(q).sum()) < before
-            for i in np.flatnonzero(doubtful(q)):
+            for i in np.flatnonzero(doubtful(q)) if each else []:
                 for sign in (-1.0, 1.0):
                     if doubtful(q)[i]:
-                        x, _ = near.solve(near.objective(q, sign, np.array([i])))
+                        c = full.objective(q, sign, np.array([i]))
+                        x, _ = full.solve(c, sides)
                         if x is not None:
-                            seen(x)
+                            found(x)
 
-    explore(anchor)
-    near_cells = _neighbours(table, hidden, cells)
+    def reach(q: str, i: int, sides: _Sides) -> None:
+        """Ask for a point far enough up, then down, to give count q of cell i its
+        width: the first point found settles most counts, where optimising an end to
+        proof can take long. A heuristic, REACH_SECONDS a question."""
+        for up in (True, False):
+            if doubtful(q)[i]:
+                w = width[q][i] - 1
+                bounds = (low[q][i] + w, np.inf) if up else (-np.inf, high[q][i] - w)
+                x, _ = full.feasible_with(q, i, *bounds, sides, REACH_SECONDS, push=True)
+                if x is not None:
+                    explore(found(x), each=False)
+
+    explore(anchor, each=True)
+    one_line, two_lines = _neighbours(table, cells)
+    alone = np.eye(len(cells), dtype=bool)
     findings = []
-    for q in quantities:  # what is left: free the cell's neighbours, then everything
-        for i in np.flatnonzero(doubtful(q)):
-            for end, sign in ((1, -1.0), (0, 1.0)):  # the highest, then the lowest
-                local = _Program(table, hidden, cells, status, limit, ub, anchor, near_cells[i])
-                for program in (local, full):
+    for q in quantities:
+        # Free the cell's own either-ors, then those of the cells on its lines, within
+        # two lines, everything: each a larger program, asked only what is left.
+        for free in (alone, one_line, two_lines, None):
+            for i in np.flatnonzero(doubtful(q)):
+                reach(q, i, full.whole if free is None else full.at(anchor, free[i]))
+        for i in np.flatnonzero(doubtful(q)):  # still in doubt: each end, to proof
+            ends = []
+            for sign in (-1.0, 1.0):  # the highest, then the lowest
+                x, ok = None, False
+                for sides in (full.at(anchor, two_lines[i]), full.whole):
                     if not doubtful(q)[i]:
                         break
-                    x, ok = program.solve(program.objective(q, sign, np.array([i])))
+                    x, ok = full.solve(full.objective(q, sign, np.array([i])), sides)
                     if x is not None:
-                        seen(x)
-                        explore({k: full.value(x, k) for k in quantities})  # new sides
-                proved[q][i, end] = program is full and ok and x is not None
+                        explore(found(x), each=False)  # new sides
+                ends.append(sides is full.whole and ok and x is not None)
             if doubtful(q)[i]:
-                rng = Range(int(low[q][i]), int(high[q][i]), bool(proved[q][i].all()))
+                rng = Range(int(low[q][i]), int(high[q][i]), all(ends))
                 findings.append(Finding(int(cells[i]), q, rng, bool(status[cells[i]] == PRIMARY)))
+    if seen is not None:  # kept for the next round
+        for q in quantities:
+            seen.low[q][cells], seen.high[q][cells] = low[q], high[q]
     return findings
 
 
-def _neighbours(table: Linked, hidden: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """cells x cells: suppressed cells within two lines of each other."""
+def _neighbours(table: Linked, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cells x cells: suppressed cells on a line together, and within two lines."""
     member = (table.parts.toarray() + _total_matrix(table))[:, cells] > 0
     one = (member.T.astype(int) @ member.astype(int)) > 0
-    return (one.astype(int) @ one.astype(int)) > 0
+    return one, (one.astype(int) @ one.astype(int)) > 0
+
+
+class _Baseline:
+    """The attacker's program with every cell of the indicator-year suppressed (only
+    the reasons published): what the rule alone says. Built on first use. With
+    `truth` (the pipeline's own check) the true values, a point of it, anchor cheap
+    questions first."""
+
+    def __init__(self, table: Linked, status: np.ndarray, limit: int,
+                 truth: bool = False) -> None:  # fmt: skip
+        self.table, self.status, self.limit, self.truth = table, status, limit, truth
+        self.programs: list[_Program] = []
+
+    def program(self, cell: int) -> tuple[_Program, int]:
+        found = [p for p in self.programs if cell in p.cells]
+        if not found:
+            everything = np.ones(self.table.size, dtype=bool)
+            ub = _upper_bounds(self.table, everything)
+            cells = next(g for g in _groups(self.table, everything) if cell in g)
+            found = [_Program(self.table, everything, cells, self.status, self.limit, ub)]
+            self.programs += found
+        return found[0], int(np.flatnonzero(found[0].cells == cell)[0])
+
+    def _near(self, program: _Program, i: int) -> list[_Sides]:
+        """Programs of the truth's sides with cell i, then its lines, freed."""
+        if not self.truth:
+            return []
+        anchor = {q: v[program.cells].astype(float) for q, v in self.table.counts().items()}
+        one_line, _ = _neighbours(self.table, program.cells)
+        return [program.at(anchor, np.arange(len(program.cells)) == i),
+                program.at(anchor, one_line[i])]  # fmt: skip
+
+    def inherent(self, finding: Finding) -> bool:
+        """The rule alone narrows the count as much: no point of the baseline lies
+        beyond the finding's range. So a statewide count below the limit bounds its
+        counties whatever is published."""
+        program, i = self.program(finding.cell)
+        near = self._near(program, i)
+        # The finding's ends are values of feasible points, and points of the release
+        # are points of the baseline too: its range is no wider exactly when no point
+        # lies beyond them. Two feasibility questions, usually settled by the first
+        # point found (near the truth, where it is known, then anywhere).
+        for low, high in ((finding.range.high + 1, np.inf), (-np.inf, finding.range.low - 1)):
+            q = finding.count
+            if any(program.feasible_with(q, i, low, high, sides, REACH_SECONDS)[0] is not None
+                   for sides in near):  # fmt: skip
+                return False
+            x, decided = program.feasible_with(q, i, low, high)
+            if x is not None or not decided:
+                return False
+        return True
 
 
 def inherent(table: Linked, finding: Finding, status: np.ndarray, limit: int) -> bool:
-    """The rule alone narrows the count as much: with every cell of the indicator-year
-    suppressed (only the reasons published) the attacker's range is no wider.
-
-    So a statewide count below the limit bounds its counties whatever is published.
-    """
-    everything = np.ones(table.size, dtype=bool)
-    ub = _upper_bounds(table, everything)
-    cells = next(g for g in _groups(table, everything) if finding.cell in g)
-    program = _Program(table, everything, cells, status, limit, ub)
-    i = int(np.flatnonzero(cells == finding.cell)[0])
-    # The finding's ends are values of feasible points, and points of the release are
-    # points of this program too: its range is no wider exactly when no point lies
-    # beyond them. Two feasibility questions, usually settled by the first point found,
-    # where optimising each end to proof took the time limit on large counts.
-    for low, high in ((finding.range.high + 1, np.inf), (-np.inf, finding.range.low - 1)):
-        x, decided = program.feasible_with(finding.count, i, low, high)
-        if x is not None or not decided:
-            return False
-    return True
+    """`_Baseline.inherent` for one finding."""
+    return _Baseline(table, status, limit).inherent(finding)
 
 
 # ---------------------------------------------------------------- protection
@@ -608,10 +749,11 @@ def protect_table(table: Linked, limit: int) -> np.ndarray:
     is_primary = np.logical_or.reduce(list(small.values()))
     hidden = is_primary.copy()
     status = np.where(is_primary, PRIMARY, None).astype(object)
+    seen = Seen.truth(table)
     while True:
         _apply_line_rule(table, hidden, small, limit)
         status[hidden & (status == None)] = COMPLEMENTARY  # noqa: E711
-        findings = audit_table(table, hidden, status, limit, truth=True)
+        findings = audit_table(table, hidden, status, limit, seen)
         if not findings:
             return status
         if not _fix(table, hidden, findings, limit):

@@ -176,6 +176,40 @@ def test_protection_passes_the_audit_on_random_tables(seed):
     assert hidden["numerator"].null_count() == hidden.height  # nothing of a hidden cell shows
 
 
+def _sparse_rate(seed):
+    """24 counties of about one foster entry each: the statewide count is above the
+    limit, and the protection takes many rounds to hide enough."""
+    rng = np.random.default_rng(seed)
+    counties = [f"99{2 * i + 1:03d}" for i in range(24)]
+    n, d = rng.poisson(0.95, size=24), rng.integers(200, 900, size=24)
+    rows = [*zip(counties, n.tolist(), d.tolist(), strict=True)]
+    rows.append(("ALL", int(n.sum()), int(d.sum())))
+    (table,) = disclosure.linked(indicators._estimates(cells(RATE, rows)), no_groups())
+    return table
+
+
+@pytest.mark.parametrize("seed", [3, 6, 10])
+def test_what_a_round_keeps_for_the_next_finds_what_a_fresh_audit_finds(seed, monkeypatch):
+    """The protection's rounds reuse the points and exemptions found before (`Seen`);
+    every round's findings are those of an audit that starts from nothing."""
+    table = _sparse_rate(seed)
+    audit_table = disclosure.audit_table
+    rounds = []
+
+    def checked(table, hidden, status, limit, seen=None):
+        kept = audit_table(table, hidden, status, limit, seen)
+        fresh = audit_table(table, hidden, status, limit, disclosure.Seen.truth(table))
+        rounds.append(len(kept))
+        assert sorted((f.cell, f.count, f.range.low, f.range.high) for f in kept) == sorted(
+            (f.cell, f.count, f.range.low, f.range.high) for f in fresh
+        )
+        return kept
+
+    monkeypatch.setattr(disclosure, "audit_table", checked)
+    disclosure.protect_table(table, 11)
+    assert len(rounds) > 1 and rounds[0] > 0  # rounds with findings, so something was kept
+
+
 def test_a_release_that_contradicts_the_rule_is_refused():
     rows = [(C1, 30, 1000), (C2, 11, 1000), ("ALL", 52, 2000)]  # 30 + 11 != 52
     with pytest.raises(ValueError, match="do not add up"):
@@ -247,10 +281,11 @@ def _primary_only_findings(county, groups):
     hidden = np.logical_or.reduce(list(small.values()))
     status = np.where(hidden, disclosure.PRIMARY, None).astype(object)
     ub = disclosure._upper_bounds(table, hidden)
+    seen = disclosure.Seen.truth(table)
     findings = [
         f
         for g in disclosure._groups(table, hidden)
-        for f in disclosure._audit_group(table, hidden, g, status, 11, ub, True)
+        for f in disclosure._audit_group(table, hidden, g, status, 11, ub, seen)
     ]
     return table, status, findings
 
