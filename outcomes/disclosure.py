@@ -75,6 +75,10 @@ class Linked:
             return {Q_NUMERATOR: self.n}
         return {Q_NUMERATOR: self.n, Q_DENOMINATOR: self.d, Q_COMPLEMENT: self.d - self.n}
 
+    def truth_at(self, cells: np.ndarray | slice = slice(None)) -> dict[str, np.ndarray]:
+        """The true counts of `cells` as a point of the attacker's programs."""
+        return {q: v[cells].astype(float) for q, v in self.counts().items()}
+
     def line_cells(self, line: int) -> np.ndarray:
         start, end = self.parts.indptr[line], self.parts.indptr[line + 1]
         return self.parts.indices[start:end]
@@ -552,7 +556,7 @@ class Seen:
 
     @classmethod
     def truth(cls, table: Linked) -> Seen:
-        counts = {q: v.astype(float) for q, v in table.counts().items()}
+        counts = table.truth_at()
         return cls({q: v.copy() for q, v in counts.items()}, counts,
                    {q: np.zeros(table.size, dtype=bool) for q in counts})  # fmt: skip
 
@@ -586,7 +590,7 @@ def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: n
     full = _Program(table, hidden, cells, status, limit, ub)
     quantities = full.quantities
     if seen is not None:
-        anchor = {q: v[cells].astype(float) for q, v in table.counts().items()}
+        anchor = table.truth_at(cells)
     else:
         x, _ = full.solve(np.zeros(full.n_vars))
         if x is None:
@@ -658,10 +662,10 @@ def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: n
             for i in np.flatnonzero(doubtful(q)):
                 reach(q, i, full.whole if free is None else full.at(anchor, free[i]))
         for i in np.flatnonzero(doubtful(q)):  # still in doubt: each end, to proof
-            ends = []
+            ends, near = [], full.at(anchor, two_lines[i])
             for sign in (-1.0, 1.0):  # the highest, then the lowest
                 x, ok = None, False
-                for sides in (full.at(anchor, two_lines[i]), full.whole):
+                for sides in (near, full.whole):
                     if not doubtful(q)[i]:
                         break
                     x, ok = full.solve(full.objective(q, sign, np.array([i])), sides)
@@ -694,6 +698,7 @@ class _Baseline:
                  truth: bool = False) -> None:  # fmt: skip
         self.table, self.status, self.limit, self.truth = table, status, limit, truth
         self.programs: list[_Program] = []
+        self.near: dict[int, tuple[dict[str, np.ndarray], np.ndarray]] = {}
 
     def program(self, cell: int) -> tuple[_Program, int]:
         found = [p for p in self.programs if cell in p.cells]
@@ -709,8 +714,10 @@ class _Baseline:
         """Programs of the truth's sides with cell i, then its lines, freed."""
         if not self.truth:
             return []
-        anchor = {q: v[program.cells].astype(float) for q, v in self.table.counts().items()}
-        one_line, _ = _neighbours(self.table, program.cells)
+        if id(program) not in self.near:  # the truth and the lines, once a program
+            one_line, _ = _neighbours(self.table, program.cells)
+            self.near[id(program)] = (self.table.truth_at(program.cells), one_line)
+        anchor, one_line = self.near[id(program)]
         return [program.at(anchor, np.arange(len(program.cells)) == i),
                 program.at(anchor, one_line[i])]  # fmt: skip
 
