@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -44,6 +45,7 @@ PRIMARY, COMPLEMENTARY = "primary", "complementary"
 KEYS = ["indicator_id", "year"]
 CELL = ["county_fips", "group_by", "group_value"]
 SOLVE_SECONDS = 60.0  # per integer program; a solve cut short only keeps what it found
+PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy
 REACH_SECONDS = 1.0  # per heuristic question; unanswered, the count is optimised to proof
 Q_NUMERATOR, Q_DENOMINATOR, Q_COMPLEMENT = "numerator", "denominator", "complement"
 
@@ -495,15 +497,15 @@ class _Program:
         sides = sides or self.whole
         c = c[sides.keep]
         if sides.lp:
-            res = milp(c, bounds=sides.bounds, constraints=sides.constraints, options=options)
-            if res.x is not None and np.allclose(res.x, np.round(res.x), atol=1e-7):
-                return sides.point(res.x), res.status == 0
+            x, ok = sides.simplex().minimise(c, seconds)
+            if x is not None and np.allclose(x, np.round(x), atol=1e-7):
+                return sides.point(x), ok
         res = milp(c, integrality=np.ones(len(sides.keep)), bounds=sides.bounds,
                    constraints=sides.constraints, options=options)  # fmt: skip
         return sides.point(res.x), res.x is not None and res.status == 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Sides:
     """A program with some binaries fixed and taken out: the columns kept, the values
     of the rest, and what is left to solve."""
@@ -513,6 +515,12 @@ class _Sides:
     constraints: LinearConstraint
     bounds: Bounds
     lp: bool  # no binary left
+    _simplex: _Simplex | None = None
+
+    def simplex(self) -> _Simplex:
+        if self._simplex is None:
+            self._simplex = _Simplex(self.constraints, self.bounds)
+        return self._simplex
 
     def point(self, x: np.ndarray | None) -> np.ndarray | None:
         if x is None:
@@ -520,6 +528,36 @@ class _Sides:
         out = self.fixed.copy()
         out[self.keep] = np.round(x)
         return out
+
+
+class _Simplex:
+    """One LP kept loaded in HiGHS, solved for objective after objective: primal simplex
+    restarts from the last optimal basis, still feasible, so a new objective takes a few
+    pivots where a fresh solve (scipy's milp) presolves and starts over."""
+
+    def __init__(self, constraints: LinearConstraint, bounds: Bounds) -> None:
+        a = sp.csc_matrix(constraints.A)
+        lp = highspy.HighsLp()
+        lp.num_row_, lp.num_col_ = a.shape
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.zeros(a.shape[1]), bounds.lb, bounds.ub
+        lp.row_lower_, lp.row_upper_ = constraints.lb, constraints.ub
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+        self.highs = highspy.Highs()
+        for option, value in (("output_flag", False), ("presolve", "off"),
+                              ("simplex_strategy", PRIMAL_SIMPLEX)):  # fmt: skip
+            self.highs.setOptionValue(option, value)
+        self.highs.passModel(lp)
+        self.columns = np.arange(a.shape[1], dtype=np.int32)
+
+    def minimise(self, c: np.ndarray, seconds: float) -> tuple[np.ndarray | None, bool]:
+        """The optimum's point (None if none was reached) and whether it is proved."""
+        self.highs.setOptionValue("time_limit", seconds)
+        self.highs.changeColsCost(len(self.columns), self.columns, c)
+        self.highs.run()
+        if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, False
+        return np.asarray(self.highs.getSolution().col_value), True
 
 
 def _groups(table: Linked, hidden: np.ndarray) -> Iterator[np.ndarray]:
@@ -568,7 +606,13 @@ def audit_table(table: Linked, hidden: np.ndarray, status: np.ndarray, limit: in
     Ranges grow from feasible points only (so a count passes only when two solutions
     prove it): the extremes of each count summed over the counts still in doubt, round
     after round, then one count at a time for the few left. With `seen` (the
-    pipeline's own check) the true values, and the points it holds, count too.
+    pipeline's own check) the true values, and the points it holds, count too, and a
+    count that the cheap questions leave in doubt is a finding without optimising its
+    ends to proof: the protection then suppresses more where the attacker might not
+    narrow anything, never less (on the sample data at 5,000 and 1,000,000 persons it
+    decides exactly as with proof, in a fraction of the time). A finding's range is
+    then the one found so far, inside the true range, which keeps the rule-alone
+    exemption sound: no point of the baseline beyond it means no point at all.
     """
     findings: list[Finding] = []
     ub = _upper_bounds(table, hidden)
@@ -662,6 +706,10 @@ def _audit_group(table: Linked, hidden: np.ndarray, cells: np.ndarray, status: n
             for i in np.flatnonzero(doubtful(q)):
                 reach(q, i, full.whole if free is None else full.at(anchor, free[i]))
         for i in np.flatnonzero(doubtful(q)):  # still in doubt: each end, to proof
+            if seen is not None:  # the protection suppresses more rather than prove
+                rng = Range(int(low[q][i]), int(high[q][i]), exact=False)
+                findings.append(Finding(int(cells[i]), q, rng, bool(status[cells[i]] == PRIMARY)))
+                continue
             ends, near = [], full.at(anchor, two_lines[i])
             for sign in (-1.0, 1.0):  # the highest, then the lowest
                 x, ok = None, False
