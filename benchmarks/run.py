@@ -61,9 +61,11 @@ class Measured:
 
 
 def measure(
-    job: str, year: int | None, args: list[str], env: dict[str, str], logs: Path
-) -> Measured:
-    """Run `python -m benchmarks.step ARGS` and reap it with wait4 for its own rusage."""
+    job: str, year: int | None, args: list[str], env: dict[str, str], logs: Path,
+    checkout: Path = REPO,
+) -> Measured:  # fmt: skip
+    """Run `python -m benchmarks.step ARGS` in `checkout` (whose code it then imports)
+    and reap it with wait4 for its own rusage."""
     logs.mkdir(parents=True, exist_ok=True)
     name = f"{job}-{year or 'all'}"
     out, err = logs / f"{name}.out", logs / f"{name}.err"
@@ -71,7 +73,7 @@ def measure(
     with out.open("w") as fo, err.open("w") as fe:
         proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.step", *args],
-            cwd=REPO,
+            cwd=checkout,
             env=env,
             stdout=fo,
             stderr=fe,
