@@ -43,10 +43,13 @@ def table_asset(table: Table, group: str, deps: Sequence = (), description: str 
     )
 
 
-def materialized(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, object]:
-    """The metadata of an asset partition's latest materialization, as plain values."""
+def materialized(
+    instance: dg.DagsterInstance, asset: str, partition: str | None
+) -> dict[str, object]:
+    """The metadata of an asset (partition)'s latest materialization, as plain values."""
+    partitions = [partition] if partition is not None else None
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=partitions),
         limit=1,
     ).records
     if not records or records[0].asset_materialization is None:

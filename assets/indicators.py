@@ -1,15 +1,22 @@
 """Indicators: published aggregates, after disclosure control, and the partnership views."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_asset, table_spec
-from outcomes.impact import OVERALL, impact_by_stage_table, impact_table
-from outcomes.indicators import LoadedYears, indicator_tables
+from outcomes import views
+from outcomes.docs import data_dictionary, definition_markdown
+from outcomes.impact import MIN_COUNTIES, OVERALL, impact_by_stage_table, impact_table
+from outcomes.indicators import REGISTRY, LoadedYears, indicator_tables, input_files
 from outcomes.maturity import partnership_maturity as maturity_of
+from outcomes.provenance import code_version, indicator_provenance
 from outcomes.schema import (
+    DATA_DICTIONARY,
     IMPACT_BEFORE_SUPPRESSION,
     INDICATOR_PANEL,
+    INDICATOR_PROVENANCE,
     LINKED_SPELLS,
     LINKED_SURVEYS,
     LOAD_LEDGER,
@@ -45,10 +52,11 @@ def loaded_years(wh: Warehouse) -> LoadedYears:
 def indicator_inputs(wh: Warehouse, year: int) -> tuple:
     """What the indicators of `year` read: spells, wages, surveys, population, counties,
     loaded years (the order of `indicators.Inputs.of`)."""
+    files = input_files(year)
     return (
-        wh.scan(LINKED_SPELLS, range(0, year + 2)),
-        wh.scan(QUARTERLY_WAGES, [year, year + 1]),
-        wh.scan(LINKED_SURVEYS, [year]),
+        wh.scan(LINKED_SPELLS, files["spells"]["spells"]),
+        wh.scan(QUARTERLY_WAGES, files["wages"]["wages"]),
+        wh.scan(LINKED_SURVEYS, files["surveys"]["client_surveys"]),
         wh.scan(reference_table("population")),
         wh.read(reference_table("counties")).get_column("county_fips").to_list(),
         loaded_years(wh),
@@ -69,33 +77,70 @@ _INDICATOR_INPUTS = [
 ]
 
 
+DEFINITIONS = "\n\n".join(definition_markdown(i) for i in REGISTRY.values())
+IMPACT_METHOD = (
+    "Per indicator: ATT(g,t) of staggered adoption against never-treated counties, the "
+    "overall effect (simple, weighted by group size), event-time effects and a pre-trend "
+    "test, as in docs/CONTRACT.md section 4. An estimate resting on fewer than "
+    f"{MIN_COUNTIES} treated or control counties is not published."
+)
+
+
 @dg.multi_asset(
     specs=[
         table_spec(INDICATOR_PANEL, "indicators", _INDICATOR_INPUTS),
-        table_spec(OUTCOME_INDICATORS, "indicators", [INDICATOR_PANEL.name]),
+        table_spec(
+            OUTCOME_INDICATORS, "indicators", [INDICATOR_PANEL.name],
+            f"{OUTCOME_INDICATORS.description}\n\n{DEFINITIONS}",
+        ),
         table_spec(OUTCOME_INDICATORS_BY_GROUP, "indicators", [INDICATOR_PANEL.name]),
+        table_spec(INDICATOR_PROVENANCE, "indicators", [INDICATOR_PANEL.name]),
     ],
     partitions_def=yearly,
-)
+)  # fmt: skip
 def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
-    """Every registered indicator for one year; published rows pass small-cell suppression."""
+    """Every registered indicator for one year; published rows pass disclosure control,
+    and the provenance of each records the files, code and run behind it."""
     year = partition_year(context)
     wh, min_cell = outcomes.warehouse, outcomes.min_cell
     tables = indicator_tables(year, *indicator_inputs(wh, year), min_cell)
     panel = tables.indicator_panel
     yield written(INDICATOR_PANEL, panel.height, wh.write(INDICATOR_PANEL, panel, year))
+    trends = {}
     for table, published in (
         (OUTCOME_INDICATORS, tables.outcome_indicators),
         (OUTCOME_INDICATORS_BY_GROUP, tables.outcome_indicators_by_group),
     ):
         suppressed = published.filter(pl.col("suppression").is_not_null()).height
+        path = wh.write(table, published, year)
+        if table is OUTCOME_INDICATORS:  # every year published so far, this one included
+            trends = _trend_charts(wh.read(OUTCOME_INDICATORS))
         yield written(
-            table,
-            published.height,
-            wh.write(table, published, year),
-            suppressed_cells=suppressed,
-            min_cell=min_cell,
-        )
+            table, published.height, path, suppressed_cells=suppressed, min_cell=min_cell,
+            **(trends if table is OUTCOME_INDICATORS else {}),
+        )  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    prov = indicator_provenance(wh.read(LOAD_LEDGER), year, context.run.run_id, code_version(), now)
+    yield written(
+        INDICATOR_PROVENANCE, prov.height, wh.write(INDICATOR_PROVENANCE, prov, year),
+        input_files=prov.select("file").n_unique(), code_version=code_version(),
+    )  # fmt: skip
+
+
+def _trend_charts(published: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    return {
+        f"trend_{i}": dg.MetadataValue.md(views.trend(i, published).markdown()) for i in REGISTRY
+    }
+
+
+@table_asset(DATA_DICTIONARY, "docs")
+def data_dictionary_table(outcomes: OutcomesConfig) -> dg.MaterializeResult:
+    """Every analytic and published column with its meaning, from the table declarations
+    (the same rows as docs/data_dictionary.md)."""
+    df = data_dictionary()
+    wh = outcomes.warehouse
+    return written(DATA_DICTIONARY, df.height, wh.write(DATA_DICTIONARY, df),
+                   tables=df.select("table").n_unique())  # fmt: skip
 
 
 @table_asset(PARTNERSHIP_MATURITY, "partnerships", ["staged_partnership_surveys", "partnerships"])
@@ -118,7 +163,8 @@ _IMPACT_OF = (
 @dg.multi_asset(
     specs=[
         *(
-            table_spec(table, "partnerships", [every_year(cells), *_IMPACT])
+            table_spec(table, "partnerships", [every_year(cells), *_IMPACT],
+                       f"{table.description}\n\n{IMPACT_METHOD}\n\n{DEFINITIONS}")
             for table, cells in _IMPACT_OF
         ),
         table_spec(
@@ -150,6 +196,11 @@ def _impact_written(wh: Warehouse, table: Table, df: pl.DataFrame) -> dg.Materia
     if table is PARTNERSHIP_IMPACT:
         overall = estimated.filter(pl.col("estimand") == OVERALL).select("indicator_id", "estimate")
         shown = {f"overall_{i}": round(v, 4) for i, v in overall.iter_rows()}
+    if table is PARTNERSHIP_IMPACT:
+        shown |= {
+            f"event_study_{i}": dg.MetadataValue.md(views.event_study(i, df).markdown())
+            for i in REGISTRY
+        }
     return written(
         table, df.height, wh.write(table, df), estimates=estimated.height,
         not_published=df.height - estimated.height, **shown,

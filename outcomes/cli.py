@@ -366,6 +366,70 @@ def audit_disclosure(warehouse_dir: Path, min_cell: int | None) -> None:
         sys.exit(1)
 
 
+_WAREHOUSE = click.option(
+    "--warehouse-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    envvar=ENV_WAREHOUSE_DIR,
+    default=DEMO_DIR / "warehouse",
+    show_default=True,
+)
+
+
+@main.command()
+@_WAREHOUSE
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="the HTML file to write")  # fmt: skip
+def report(warehouse_dir: Path, out: Path) -> None:
+    """Write one self-contained HTML report of the published tables, for evaluators."""
+    from outcomes.report import write_report
+
+    path = write_report(warehouse_dir, out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1024:,.0f} KiB)")
+
+
+@main.command()
+@_WAREHOUSE
+@click.argument("indicator")
+@click.argument("year", type=int)
+def provenance(warehouse_dir: Path, indicator: str, year: int) -> None:
+    """What INDICATOR of YEAR was computed from: input files, code version, Dagster run."""
+    import polars as pl
+
+    from outcomes.indicators import REGISTRY
+    from outcomes.schema import INDICATOR_PROVENANCE
+    from outcomes.warehouse import Warehouse
+
+    if indicator not in REGISTRY:
+        click.secho(f"unknown indicator {indicator!r}; known: {', '.join(REGISTRY)}",
+                    fg="red", err=True)  # fmt: skip
+        sys.exit(2)
+    wh = Warehouse(warehouse_dir)
+    rows = wh.read(INDICATOR_PROVENANCE, [year]).filter(pl.col("indicator_id") == indicator)
+    if rows.is_empty():
+        years = ", ".join(map(str, wh.years(INDICATOR_PROVENANCE))) or "none"
+        message = f"no provenance for {indicator} {year} in {warehouse_dir}; years: {years}"
+        click.secho(message, fg="red", err=True)
+        sys.exit(1)
+    run = rows.select("run_id", "code_version", "computed_at").unique()
+    for run_id, version, at in run.iter_rows():
+        click.echo(f"{indicator} {year}: computed {at:%Y-%m-%d %H:%M:%S} UTC by Dagster run "
+                   f"{run_id}, code {version}")  # fmt: skip
+    click.echo(f"from {rows.height} input file(s) (sha256 of the bytes parsed, as in load_ledger):")
+    for sha, file in rows.select("file_sha256", "file").iter_rows():
+        click.echo(f"  {sha}  {file}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs"),
+              show_default=True)  # fmt: skip
+def docs(out: Path) -> None:
+    """Regenerate indicators.md and data_dictionary.md from the registry and the tables."""
+    from outcomes.docs import write_docs
+
+    for path in write_docs(out):
+        click.echo(f"wrote {path}")
+
+
 def _table(df: pl.DataFrame, max_rows: int) -> str:
     import polars as pl
 

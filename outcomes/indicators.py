@@ -114,13 +114,47 @@ class Inputs:
 Units = Callable[[Inputs, int], pl.LazyFrame]
 
 
+# The linked input each Inputs field is read from: what an indicator's `sources` name.
+INPUT_TABLES: dict[str, str] = {
+    "spells": schema.SERVICE_SPELLS.name,
+    "wages": schema.QUARTERLY_WAGES.name,
+    "surveys": schema.CLIENT_OUTCOMES.name,
+    "population": "population",
+}
+def input_files(year: int) -> dict[str, dict[str, range]]:
+    """Per input the indicators of `year` read: the landing sources and years it is made
+    from. Spells up to y+1 (returns), wages of y and y+1 (quarters after an exit),
+    surveys of y, whose clients take their county from services up to y."""
+    spells = range(year + 2)
+    return {
+        "spells": {"spells": spells, "services": spells},
+        "wages": {"wages": range(year, year + 2)},
+        "surveys": {"client_surveys": range(year, year + 1), "services": range(year + 1)},
+        "population": {},
+    }
+
+
+INTERVALS: dict[str, str] = {
+    "proportion": "Wilson score interval, 95%",
+    "rate": "exact Poisson interval on the numerator (Garwood), 95%, times the multiplier",
+}
+_OFFSET = {0: "y", 1: "y+1"}
+
+
 @dataclass(frozen=True)
 class Indicator:
-    """Declarative spec of one published indicator (contract section 4)."""
+    """One published indicator (contract section 4), declared once: the code computes it
+    from `units`, and docs/indicators.md, the report and the UI read the rest."""
 
     indicator_id: str
+    title: str
     kind: Kind
     description: str  # one line, in users' words
+    universe: str  # who or what the indicator is about
+    numerator: str
+    denominator: str
+    county_rule: str  # the one county a unit counts in
+    sources: tuple[str, ...]  # Inputs fields the units read (INPUT_TABLES)
     units: Units  # (inputs, year) -> rows of UNIT_SCHEMA, see the module docstring
     multiplier: float = 1.0
     by_group: bool = False  # breakdowns by sex and age band: proportions only
@@ -133,10 +167,32 @@ class Indicator:
             raise ValueError(f"{self.indicator_id}: a rate needs population_ages, no groups")
         if self.kind == "proportion" and self.population_ages:
             raise ValueError(f"{self.indicator_id}: a proportion has no population")
+        unknown = set(self.sources) - set(INPUT_TABLES)
+        if unknown or (self.kind == "rate") != ("population" in self.sources):
+            raise ValueError(f"{self.indicator_id}: sources {self.sources} (rates read population)")
 
     def provisional(self, loaded: LoadedYears, year: int) -> bool:
         """True while data the definition needs for `year` is not loaded yet."""
         return any(year + k not in getattr(loaded, src) for src, k in self.provisional_if_missing)
+
+    @property
+    def interval(self) -> str:
+        return INTERVALS[self.kind]
+
+    @property
+    def provisional_rule(self) -> str:
+        """The provisional rule in words, from `provisional_if_missing`."""
+        if not self.provisional_if_missing:
+            return "never provisional"
+        by_source: dict[str, list[str]] = {}
+        for src, k in self.provisional_if_missing:
+            by_source.setdefault(src, []).append(_OFFSET.get(k, f"y+{k}"))
+        needed = " and ".join(f"the {src} of {' and '.join(ys)}" for src, ys in by_source.items())
+        return f"provisional until {needed} are loaded"
+
+    @property
+    def source_tables(self) -> tuple[str, ...]:
+        return tuple(INPUT_TABLES[s] for s in self.sources)
 
 
 # ---------------------------------------------------------------- shared terms
@@ -176,7 +232,7 @@ def _flag(persons: pl.LazyFrame, hits: pl.LazyFrame) -> pl.LazyFrame:
     return joined.with_columns(pl.col("hit").fill_null(False))
 
 
-def _units(
+def as_units(
     frame: pl.LazyFrame, hit: pl.Expr | bool = True, demographics: bool = True
 ) -> pl.LazyFrame:
     """Project onto UNIT_SCHEMA; frames without sex/birth_year get nulls (fallback later)."""
@@ -197,19 +253,19 @@ def cross_sector_reach(inp: Inputs, year: int) -> pl.LazyFrame:
     public = _spells(inp, "PUBLIC", *REACH_PROGRAMS).filter(active_in(year))
     nonprofit = inp.spells.filter(pl.col("sector") == "NONPROFIT", active_in(year))
     persons = _flag(latest_per_person(public, "start_date"), nonprofit)
-    return _units(persons, pl.col("hit"))
+    return as_units(persons, pl.col("hit"))
 
 
 def foster_care_entries(inp: Inputs, year: int) -> pl.LazyFrame:
     """Foster care spells starting in y: spells, not persons (a child may enter twice)."""
     entries = _spells(inp, "PUBLIC", "FOSTER_CARE")
-    return _units(entries.filter(pl.col("start_date").dt.year() == year))
+    return as_units(entries.filter(pl.col("start_date").dt.year() == year))
 
 
 def snap_participants(inp: Inputs, year: int) -> pl.LazyFrame:
     """Persons with a SNAP spell active in y, in the county of their latest start."""
     snap = _spells(inp, "PUBLIC", "SNAP").filter(active_in(year))
-    return _units(latest_per_person(snap, "start_date"))
+    return as_units(latest_per_person(snap, "start_date"))
 
 
 def _quarter_after(date: str, quarters: int) -> tuple[pl.Expr, pl.Expr]:
@@ -232,7 +288,7 @@ def employment_after_exit(inp: Inputs, year: int) -> pl.LazyFrame:
     joined = persons.join(
         paid.cast({"target_year": pl.Int64, "target_quarter": pl.Int64}), on=keys, how="left"
     )
-    return _units(joined, pl.col("hit").fill_null(False))
+    return as_units(joined, pl.col("hit").fill_null(False))
 
 
 def tanf_returns(inp: Inputs, year: int) -> pl.LazyFrame:
@@ -245,7 +301,7 @@ def tanf_returns(inp: Inputs, year: int) -> pl.LazyFrame:
         .join(tanf.select("person_key", "start_date"), on="person_key")
         .filter(gap.is_between(*RETURN_WINDOW_DAYS))
     )
-    return _units(_flag(ends, returns), pl.col("hit"))
+    return as_units(_flag(ends, returns), pl.col("hit"))
 
 
 def housing_stability(inp: Inputs, year: int) -> pl.LazyFrame:
@@ -256,56 +312,99 @@ def housing_stability(inp: Inputs, year: int) -> pl.LazyFrame:
         pl.col("housing_stable").is_not_null(),
     )
     latest = latest_per_person(answered, "survey_date", tie="response_id")
-    return _units(latest, pl.col("housing_stable"), demographics=False)
+    return as_units(latest, pl.col("housing_stable"), demographics=False)
 
+
+_LATEST_START = "the record with the latest start in y, ties to the smallest record_id"
+_LATEST_EXIT = "the record with the latest exit in y, ties to the smallest record_id"
 
 REGISTRY: dict[str, Indicator] = {
     i.indicator_id: i
     for i in (
         Indicator(
             "cross_sector_reach",
+            "Cross-sector reach",
             "proportion",
             "Share of people on SNAP, TANF or Medicaid who were also served by a nonprofit.",
-            cross_sector_reach,
+            universe="public benefit recipients",
+            numerator="denominator persons who also have a nonprofit enrollment active in y",
+            denominator="persons with a SNAP, TANF or MEDICAID spell active in y",
+            county_rule=f"county of the public spell: {_LATEST_START}",
+            sources=("spells",),
+            units=cross_sector_reach,
             by_group=True,
         ),
         Indicator(
             "foster_care_entry_rate",
+            "Foster care entries per 1,000 children",
             "rate",
             "Children entering foster care per 1,000 children.",
-            foster_care_entries,
+            universe="children aged 0-17 in the county's population",
+            numerator="FOSTER_CARE spells starting in y (spells, not persons)",
+            denominator="population aged 0-17 in y",
+            county_rule="county of the spell",
+            sources=("spells", "population"),
+            units=foster_care_entries,
             multiplier=1000.0,
             population_ages=("0-17",),
         ),
         Indicator(
             "snap_participation_per_1000",
+            "SNAP participants per 1,000 residents",
             "rate",
             "People receiving SNAP per 1,000 residents.",
-            snap_participants,
+            universe="residents of all ages in the county's population",
+            numerator="persons with a SNAP spell active in y",
+            denominator="population, all ages, in y",
+            county_rule=f"county of the SNAP spell: {_LATEST_START}",
+            sources=("spells", "population"),
+            units=snap_participants,
             multiplier=1000.0,
             population_ages=schema.AGE_GROUPS,
         ),
         Indicator(
             "employment_q2_after_exit",
+            "Employment in the second quarter after a workforce exit",
             "proportion",
             "Share of people leaving a workforce program who had earnings two quarters later.",
-            employment_after_exit,
+            universe="people leaving nonprofit workforce programs",
+            numerator="denominator persons with wages > 0 in the second calendar quarter after "
+            "the quarter of that exit",
+            denominator="persons with a WORKFORCE enrollment exit in y (their latest exit in y)",
+            county_rule=f"county of the enrollment: {_LATEST_EXIT}",
+            sources=("spells", "wages"),
+            units=employment_after_exit,
             by_group=True,
             provisional_if_missing=(("wages", 0), ("wages", 1)),
         ),
         Indicator(
             "tanf_return_12m",
+            "Return to TANF within 12 months",
             "proportion",
             "Share of people leaving TANF who were back on TANF within a year.",
-            tanf_returns,
+            universe="people leaving TANF",
+            numerator="denominator persons with a new TANF spell starting 1 to 365 days after "
+            "that end",
+            denominator="persons with a TANF spell ending in y (their latest end in y)",
+            county_rule=f"county of the TANF spell: {_LATEST_EXIT}",
+            sources=("spells",),
+            units=tanf_returns,
             by_group=True,
             provisional_if_missing=(("spells", 1),),
         ),
         Indicator(
             "housing_stability_12m",
+            "Stable housing at the 12-month follow-up",
             "proportion",
             "Share of clients who said they were stably housed at their 12-month follow-up.",
-            housing_stability,
+            universe="nonprofit clients answering the 12-month follow-up survey",
+            numerator="denominator persons whose response says housing_stable = true",
+            denominator="persons with a FOLLOWUP_12M response in y with housing_stable given "
+            "(their latest such response)",
+            county_rule="the client's county: that of their latest enrollment with that partner "
+            "starting on or before the survey date, else their earliest with that partner",
+            sources=("surveys",),
+            units=housing_stability,
             by_group=True,
         ),
     )

@@ -209,6 +209,11 @@ class Table:
     schema: dict[str, pl.DataType]
     by_year: bool = True  # Hive-partitioned as year=YYYY/
     description: str = ""
+    # what a column means where it differs from MEANINGS (the data dictionary reads both)
+    meanings: dict[str, str] = field(default_factory=dict)
+
+    def meaning(self, column: str) -> str:
+        return self.meanings.get(column) or MEANINGS.get(column, "")
 
 
 LIST_S = pl.List(pl.String())
@@ -231,6 +236,7 @@ LOAD_LEDGER = Table(
         "loaded_at": TS,
     },
     description="One row per input file loaded: rows read = staged + quarantined + collapsed.",
+    meanings={"year": "year of the file (its _YYYY)"},
 )
 QUARANTINE = Table(
     "quarantine",
@@ -257,12 +263,14 @@ PERSON_KEY_MERGES = Table(
     Zone.ANALYTIC,
     {"retired_key": S, "surviving_key": S, "year": INT},
     description="Person keys joined by new evidence in the year whose loading joined them.",
+    meanings={"year": "the year whose loading joined them"},
 )
 PERSON_KEY_SPLITS = Table(
     "person_key_splits",
     Zone.ANALYTIC,
     {"old_key": S, "new_key": S, "year": INT, "reason": S},
     description="Records separated from old_key (a reviewer's decision or a re-delivered file).",
+    meanings={"year": "the year whose loading separated them"},
 )
 LINKAGE_REVIEW = Table(
     "linkage_review",
@@ -299,12 +307,17 @@ SERVICE_SPELLS = Table(
         "year": INT,
     },
     description="Public spells and nonprofit enrollments of linked persons, by start year.",
+    meanings={
+        "year": "year of the start date",
+        "county_fips": "county of the spell or enrollment, as delivered",
+    },
 )
 QUARTERLY_WAGES = Table(
     "quarterly_wages",
     Zone.ANALYTIC,
     {"person_key": S, "year": INT, "quarter": INT, "employer_id": S, "wages": F},
     description="Quarterly wage records of linked persons.",
+    meanings={"year": "year of the wage quarter"},
 )
 LINKED_SPELLS = Table(
     "linked_spells",
@@ -328,6 +341,11 @@ CLIENT_OUTCOMES = Table(
         "year": INT,
     },
     description="Client outcome survey responses of linked persons, with the client's county.",
+    meanings={
+        "year": "year of the survey date",
+        "county_fips": "the client's county: that of their latest enrollment with the partner "
+        "starting on or before the survey date, else their earliest",
+    },
 )
 LINKED_SURVEYS = Table(
     "linked_client_surveys",
@@ -347,17 +365,24 @@ INDICATOR_COLUMNS: dict[str, pl.DataType] = {
     "suppression": S,
     "provisional": B,
 }
+_INDICATOR_MEANINGS = {
+    "year": "the indicator's year y",
+    "county_fips": "5-digit county FIPS code, or ALL: the whole state, the sum of the counties",
+}
 OUTCOME_INDICATORS = Table(
     "outcome_indicators",
     Zone.PUBLISHED,
     INDICATOR_COLUMNS,
     description="Outcome indicators per county and year, with 95% intervals, after suppression.",
+    meanings=_INDICATOR_MEANINGS,
 )
 OUTCOME_INDICATORS_BY_GROUP = Table(
     "outcome_indicators_by_group",
     Zone.PUBLISHED,
     {**INDICATOR_COLUMNS, "group_by": S, "group_value": S},
-    description="Proportion indicators by sex and age band, suppressed within each group.",
+    description="Proportion indicators by sex and age band, protected together with "
+    "outcome_indicators as one linked table.",
+    meanings=_INDICATOR_MEANINGS,
 )
 INDICATOR_PANEL = Table(
     "indicator_panel",
@@ -385,7 +410,15 @@ PARTNERSHIP_MATURITY = Table(
         "suppression": S,
     },
     description="Partnership health: the six accelerants, a 0-100 index and the Value Curve stage.",
+    meanings={
+        "year": "year of the survey responses",
+        "suppression": "primary when fewer than 5 responses: only n_responses is published",
+    },
 )
+_IMPACT_MEANINGS = {
+    "suppression": "why the estimate is not published: fewer than 3 treated or 3 control "
+    "counties behind it"
+}
 # an estimate with its interval, its support and why it is not published, if it is not
 ESTIMATE_COLUMNS = {
     "estimate": F,
@@ -405,6 +438,7 @@ PARTNERSHIP_IMPACT = Table(
     by_year=False,
     description="Difference-in-differences impact of partnerships (Callaway and Sant'Anna), "
     "over the published cells only.",
+    meanings=_IMPACT_MEANINGS,
 )
 PARTNERSHIP_IMPACT_BY_STAGE = Table(
     "partnership_impact_by_stage",
@@ -413,6 +447,7 @@ PARTNERSHIP_IMPACT_BY_STAGE = Table(
     by_year=False,
     description="Event-time effects split by the Value Curve stage the partnerships had "
     "reached (descriptive), over the published cells only.",
+    meanings=_IMPACT_MEANINGS,
 )
 IMPACT_BEFORE_SUPPRESSION = Table(
     "partnership_impact_before_suppression",
@@ -421,7 +456,128 @@ IMPACT_BEFORE_SUPPRESSION = Table(
     by_year=False,
     description="The same estimates over the indicator panel before suppression, for "
     "approved evaluators: restricted, since with the published cells they can undo it.",
+    meanings=_IMPACT_MEANINGS,
 )
+
+DATA_DICTIONARY = Table(
+    "data_dictionary",
+    Zone.PUBLISHED,
+    {"table": S, "zone": S, "column": S, "dtype": S, "meaning": S},
+    by_year=False,
+    description="Every analytic and published column with its type and meaning, generated "
+    "from the table declarations.",
+)
+INDICATOR_PROVENANCE = Table(
+    "indicator_provenance",
+    Zone.ANALYTIC,
+    {
+        "indicator_id": S,
+        "year": INT,
+        "run_id": S,
+        "code_version": S,
+        "computed_at": TS,
+        "source": S,
+        "org_id": S,
+        "input_year": INT,
+        "file": S,
+        "file_sha256": S,
+    },
+    description="What each published indicator-year was computed from: one row per input "
+    "file (its sha256 as in load_ledger), with the code version and the Dagster run.",
+    meanings={"year": "the indicator-year whose published rows this provenance is for"},
+)
+
+# What a column means, declared once; a table's `meanings` override where it differs.
+MEANINGS: dict[str, str] = {
+    # keys and time
+    "year": "calendar year",
+    "person_key": "opaque, stable pseudonym of a person (HMAC-SHA256 under the linkage key)",
+    "org_id": "the delivering agency or nonprofit (its landing folder)",
+    "county_fips": "5-digit county FIPS code",
+    "source": "kind of landing file: spells, wages, services, client_surveys, "
+    "partnership_surveys, or a reference file",
+    "file": "path of the input file, relative to the landing root",
+    "file_sha256": "SHA-256 of the bytes parsed",
+    "input_year": "year of the input file (its _YYYY)",
+    # load ledger
+    "rows_read": "data rows in the file",
+    "rows_staged": "rows accepted into the warehouse",
+    "rows_quarantined": "rows rejected, each with its reasons, in the restricted quarantine",
+    "duplicates_collapsed": "exact repeats of an accepted row, kept once",
+    "invalid_ssn": "accepted rows whose SSN is invalid or a placeholder (never a match key)",
+    "loaded_at": "when the file was loaded (UTC)",
+    # person keys
+    "retired_key": "a person_key no longer used: new evidence joined it to surviving_key",
+    "surviving_key": "the person_key that the retired key's records now carry",
+    "old_key": "the person_key the separated records carried before",
+    "new_key": "the person_key the separated records carry now",
+    "reason": "why the records were separated: a reviewer's decision or a re-delivered file",
+    # spells, wages, surveys
+    "sector": "PUBLIC (an agency spell) or NONPROFIT (a nonprofit enrollment)",
+    "program": "program code: SNAP, TANF, MEDICAID, FOSTER_CARE (public); HOUSING, WORKFORCE, "
+    "FAMILY_SUPPORT, BEHAVIORAL_HEALTH, FOOD (nonprofit)",
+    "start_date": "spell start or enrollment date",
+    "end_date": "spell end or exit date; null while open",
+    "birth_year": "year of birth (the full date stays in the restricted zone)",
+    "sex": "F, M, X or U (unknown)",
+    "quarter": "calendar quarter 1-4",
+    "employer_id": "employer of the wage record",
+    "wages": "wages paid in the quarter",
+    "survey_date": "date of the client survey response",
+    "wave": "survey wave: BASELINE, FOLLOWUP_6M, FOLLOWUP_12M",
+    "housing_stable": "the client said they were stably housed",
+    "food_secure": "the client said they were food secure",
+    "employed": "the client said they were employed",
+    "wellbeing": "self-rated wellbeing, 1-10",
+    # reference
+    "county_name": "county name",
+    "state_abbr": "two-letter state abbreviation",
+    "age_group": "population age group: 0-17, 18-64, 65+",
+    "population": "residents of the county in the age group and year",
+    "partnership_id": "a partnership between an agency and a nonprofit",
+    "agency_id": "the public agency of the partnership",
+    "partner_id": "the nonprofit of the partnership",
+    "start_year": "first year of the partnership: its county is treated from then on",
+    "end_year": "last year of the partnership, if it ended",
+    # indicators
+    "indicator_id": "indicator, as defined in docs/indicators.md",
+    "numerator": "count of the numerator (null when suppressed)",
+    "denominator": "count of the denominator, or the population for rates (null when "
+    "suppressed)",
+    "value": "numerator / denominator, x 1,000 for rates; null when suppressed or the "
+    "denominator is 0",
+    "ci_low": "lower end of the 95% interval",
+    "ci_high": "upper end of the 95% interval",
+    "suppression": "why the numbers are withheld (primary, complementary, or an estimate's "
+    "reason); null when published",
+    "provisional": "data the definition needs is not loaded yet: the value may change",
+    "group_by": "breakdown: sex or age_band (age on 31 Dec of the year)",
+    "group_value": "value of the breakdown: F, M, X, U, UNKNOWN, or an age band",
+    # partnerships
+    "n_responses": "partnership survey responses in the year",
+    **{a: f"mean rating of {a.replace('_', ' ')} (1-5)" for a in ACCELERANTS},
+    "maturity_index": "100 x (mean of the six accelerant means - 1) / 4",
+    "value_curve_stage": "Human Services Value Curve stage: regulative, collaborative, "
+    "integrative, generative",
+    # impact
+    "estimand": "overall (simple ATT), event_time, or pretrend_test",
+    "event_time": "years since the county's first partnership (null for overall and the test)",
+    "estimate": "estimated effect on the indicator's value (null for the pre-trend test)",
+    "std_error": "analytic (influence-function) standard error",
+    "p_value": "p-value of the pre-trend Wald test",
+    "n_treated_counties": "treated counties behind the estimate",
+    "n_control_counties": "never-treated counties behind the estimate",
+    "method": "estimator and control group",
+    # the dictionary itself
+    "table": "warehouse table",
+    "zone": "analytic (pseudonymised microdata) or published (safe to hand to anyone)",
+    "column": "column name",
+    "dtype": "column type",
+    "meaning": "what the column holds",
+    "run_id": "the Dagster run that computed it",
+    "code_version": "version of this code (package version and git commit)",
+    "computed_at": "when it was computed (UTC)",
+}
 
 
 def staged_table(source: Source) -> Table:

@@ -22,6 +22,7 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
             indicator_assets.indicators,
             indicator_assets.partnership_maturity,
             indicator_assets.partnership_impact,
+            indicator_assets.data_dictionary_table,
         ],
         asset_checks=[*checks.staged_checks, *checks.reference_checks],
         jobs=[job for job, _ in RUN_ORDER],

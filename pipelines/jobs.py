@@ -42,8 +42,10 @@ estimate_impact = dg.define_asset_job(
             t.name
             for t in (PARTNERSHIP_IMPACT, IMPACT_BEFORE_SUPPRESSION, PARTNERSHIP_IMPACT_BY_STAGE)
         )
-    ),
-    description="Difference-in-differences over every year's indicator panel.",
+    )
+    | dg.AssetSelection.groups("docs"),
+    description="Difference-in-differences over every year's indicator panel, and the data "
+    "dictionary.",
 )
 
 # (job, runs once per year?) in the order a full run takes them

@@ -135,7 +135,11 @@ _DAGSTER_TYPES = {
 def column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name, _DAGSTER_TYPES.get(type(dtype), str(dtype)))
+            dg.TableColumn(
+                name,
+                _DAGSTER_TYPES.get(type(dtype), str(dtype)),
+                description=table.meaning(name) or None,
+            )
             for name, dtype in table.schema.items()
         ]
     )

@@ -7,6 +7,7 @@ has a record, so it must still get zero rows).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import polars as pl
@@ -16,8 +17,9 @@ from outcomes import schema
 from outcomes.indicators import (
     CELL_SCHEMA,
     GROUP_CELL_SCHEMA,
+    INPUT_TABLES,
     REGISTRY,
-    Indicator,
+    Inputs,
     LoadedYears,
     age_band,
     finalize,
@@ -277,16 +279,54 @@ def test_registry_holds_exactly_the_six_contract_indicators():
     assert all(s.description for s in REGISTRY.values())
 
 
-def test_registry_rejects_a_rate_with_group_breakdowns():
+def test_registry_rejects_specs_the_generic_code_cannot_honour():
+    snap, reach = REGISTRY["snap_participation_per_1000"], REGISTRY["cross_sector_reach"]
     with pytest.raises(ValueError, match="rate"):
-        Indicator(
-            "x",
-            "rate",
-            "x",
-            REGISTRY["snap_participation_per_1000"].units,
-            population_ages=("0-17",),
-            by_group=True,
-        )
+        dataclasses.replace(snap, by_group=True)
+    with pytest.raises(ValueError, match="population"):
+        dataclasses.replace(reach, population_ages=("0-17",))
+    with pytest.raises(ValueError, match="sources"):
+        dataclasses.replace(snap, sources=("spells",))  # a rate reads the population
+    with pytest.raises(ValueError, match="sources"):
+        dataclasses.replace(reach, sources=("spells", "ledger"))
+
+
+@pytest.fixture
+def every_indicator_inputs() -> tuple[Inputs, int]:
+    """Inputs in which every indicator of Y has units, and hits that need each source."""
+    rows = [
+        ("s1", "p1", "SNAP", "2021-01-05", None, C1),
+        ("s2", "p2", "TANF", "2020-06-01", "2021-02-01", C2),
+        ("s3", "p2", "TANF", "2021-05-01", None, C2),
+        ("s4", "p3", "FOSTER_CARE", "2021-04-01", None, C1, "M", 2012),
+        ("e1", "p1", "WORKFORCE", "2020-09-01", "2021-03-15", C1),
+    ]
+    survey = [("r1", "p1", "2021-10-01", "FOLLOWUP_12M", True, C1)]
+    inp = Inputs.of(
+        spells(rows), wages([("p1", 2021, 3, "emp", 900.0)]), surveys(survey), POPULATION,
+        COUNTIES, LOADED,
+    )  # fmt: skip
+    return inp, Y
+
+
+def test_each_indicator_reads_only_the_sources_it_declares(every_indicator_inputs):
+    """Emptying every input an indicator does not declare leaves its units unchanged, and
+    emptying one it declares changes them: the declared sources are the true ones."""
+    inp, year = every_indicator_inputs
+    fields = [f.name for f in dataclasses.fields(inp) if f.name in INPUT_TABLES]
+
+    def emptied(names):
+        return dataclasses.replace(inp, **{n: getattr(inp, n).clear() for n in names})
+
+    for ind in REGISTRY.values():
+        units = ind.units(inp, year).collect().sort(pl.all())
+        assert units.height > 0, ind.indicator_id
+        others = [f for f in fields if f not in ind.sources]
+        assert ind.units(emptied(others), year).collect().sort(pl.all()).equals(units)
+        for source in ind.sources:
+            if source != "population":  # rates read it in their cells, not their units
+                changed = ind.units(emptied([source]), year).collect()
+                assert not changed.sort(pl.all()).equals(units), (ind.indicator_id, source)
 
 
 # ---------------------------------------------------------------- each indicator
