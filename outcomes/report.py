@@ -168,11 +168,11 @@ def _estimates(ind: Indicator, impact: pl.DataFrame) -> str:
     shown = rows.filter(pl.col("estimand") != EVENT_TIME).select(
         "estimand", "estimate", "std_error", "ci_low", "ci_high", "p_value",
         "n_treated_counties", "n_control_counties", pl.col("suppression").fill_null(""),
-        "method",
     )  # fmt: skip
+    methods = rows.select("estimand", "method").unique(maintain_order=True).drop_nulls()
     return _frame_table(
         shown.with_columns(pl.col(pl.Float64).round(4)), "Overall effect and pre-trend test"
-    )
+    ) + "".join(f'<p class="note">{_e(e)}: {_e(m)}</p>' for e, m in methods.iter_rows())
 
 
 def _indicator_section(ind: Indicator, data: ReportData) -> str:
