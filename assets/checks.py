@@ -18,6 +18,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import materialized
+from assets.partitions import yearly
+from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED, suite_parameters
 from outcomes.charts import markdown_rows
 from outcomes.ingest import LandingError, discover, read_header
@@ -34,8 +36,6 @@ from outcomes.schema import (
 from outcomes.suites import SuiteResult, run_suite
 from outcomes.validate import REASONS
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import yearly
-from pipelines.resources import OutcomesConfig
 
 # checks are partitioned like their assets: a preview feature, and the one that fits
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")

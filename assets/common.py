@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from assets.partitions import yearly
 from outcomes.schema import Table
-from pipelines.partitions import yearly
 
 OWNERS = ["team:data-engineering"]
 CODE_VERSION = "1"

@@ -6,6 +6,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_asset, table_spec
+from assets.partitions import this_and_next_year, yearly, years_up_to
+from assets.resources import OutcomesConfig, written
 from outcomes import views
 from outcomes.docs import data_dictionary, definition_markdown
 from outcomes.impact import MIN_COUNTIES, OVERALL, impact_by_stage_table, impact_table
@@ -32,8 +34,6 @@ from outcomes.schema import (
     staged_table,
 )
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import this_and_next_year, yearly, years_up_to
-from pipelines.resources import OutcomesConfig, written
 
 
 def loaded_years(wh: Warehouse) -> LoadedYears:

@@ -3,10 +3,10 @@
 import dagster as dg
 
 from assets.common import OWNERS, table_spec
+from assets.partitions import yearly
+from assets.resources import OutcomesConfig, written
 from outcomes.schema import REFERENCE, SOURCES, reference_table
 from outcomes.validate import read_references
-from pipelines.partitions import yearly
-from pipelines.resources import OutcomesConfig, written
 
 _WHERE = {
     "spells": "public/<agency_id>/spells_YYYY",

@@ -5,6 +5,8 @@ import polars as pl
 
 from assets.common import partition_year, table_spec
 from assets.link import resolved_links, staged_up_to
+from assets.partitions import yearly, years_up_to
+from assets.resources import OutcomesConfig, written
 from outcomes.integrate import ANALYTIC_OF, linked_spells, linked_surveys, quarterly_wages
 from outcomes.schema import (
     LINKED_SPELLS,
@@ -15,8 +17,6 @@ from outcomes.schema import (
     SOURCES,
     staged_table,
 )
-from pipelines.partitions import yearly, years_up_to
-from pipelines.resources import OutcomesConfig, written
 
 _ALL_MERGES = dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=dg.AllPartitionMapping())
 _UPSTREAM = {

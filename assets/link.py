@@ -13,6 +13,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import partition_year, table_spec
+from assets.partitions import earlier_years, yearly
+from assets.resources import OutcomesConfig, written
 from outcomes import linkage_model as lm
 from outcomes.charts import bar_chart_markdown, markdown_table
 from outcomes.integrate import identities
@@ -38,8 +40,6 @@ from outcomes.schema import (
 )
 from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import earlier_years, yearly
-from pipelines.resources import OutcomesConfig, written
 
 LINKED_SOURCES = ("spells", "wages", "services")
 # a reviewer's decisions: record_a, record_b, decision (must_link | must_not_link)

@@ -7,6 +7,8 @@ import polars as pl
 
 from assets.common import partition_year, table_asset
 from assets.ingest import landing
+from assets.partitions import years_up_to
+from assets.resources import OutcomesConfig, written
 from outcomes import validate
 from outcomes.ingest import LandingError, LandingFile, discover
 from outcomes.schema import (
@@ -27,8 +29,6 @@ from outcomes.validate import (
     stage_file,
 )
 from outcomes.warehouse import Warehouse
-from pipelines.partitions import years_up_to
-from pipelines.resources import OutcomesConfig, written
 
 ZERO_PADDED = "zero_padded"  # metadata: number cells of ssn, zip, county_fips padded
 

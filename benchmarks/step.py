@@ -19,9 +19,9 @@ from pathlib import Path
 
 
 def _pipeline(job: str | None, year: int | None) -> dict[str, object]:
+    from assets.resources import OutcomesConfig
     from outcomes.config import Settings
     from pipelines.definitions import build_definitions
-    from pipelines.resources import OutcomesConfig
     from pipelines.runner import dagster_instance, run_step
 
     defs = build_definitions(OutcomesConfig.from_settings(Settings.from_env()))

@@ -1,6 +1,6 @@
 """Every setting in one place: paths and secrets from the environment, policy defaults.
 
-Dagster resources (pipelines/resources.py) and the command line both build a
+Dagster resources (assets/resources.py) and the command line both build a
 `Settings`; nothing else reads the environment.
 """
 

@@ -4,8 +4,8 @@ import dagster as dg
 
 from assets import checks, ingest, integrate, link, validate
 from assets import indicators as indicator_assets
+from assets.resources import OutcomesConfig
 from pipelines.jobs import RUN_ORDER
-from pipelines.resources import OutcomesConfig
 
 
 def build_definitions(config: OutcomesConfig) -> dg.Definitions:

@@ -14,6 +14,8 @@ import dagster as dg
 import polars as pl
 
 from assets.common import materialized
+from assets.partitions import partition_years
+from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED
 from outcomes.config import ENV_LINKAGE_KEY, Settings
 from outcomes.ingest import discover
@@ -31,8 +33,6 @@ from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
 from pipelines.jobs import RUN_ORDER
-from pipelines.partitions import partition_years
-from pipelines.resources import OutcomesConfig
 
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

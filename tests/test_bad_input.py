@@ -29,7 +29,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from outcomes.cli import main
+from assets.partitions import yearly
 from outcomes.config import FIRST_PARTITION_YEAR
 from outcomes.ingest import LandingError, LandingFile, Mapping, discover, read_text
 from outcomes.schema import LOAD_LEDGER, QUARANTINE, SOURCES, staged_table
@@ -40,7 +40,7 @@ from outcomes.validate import (
     stage_file,
     stage_text,
 )
-from pipelines.partitions import yearly
+from pipelines.cli import main
 from tests.conftest import TEST_KEY, Materialized, materialize
 from tests.handmade import COUNTIES, snap_persons
 

@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 
 from assets.checks import COLUMNS_UNCHANGED, NOTHING_LOST, QUARANTINE_RATE, SUITE
+from assets.resources import OutcomesConfig
 from outcomes.config import ENV_EXPECTATIONS_DIR
 from outcomes.schema import QUARANTINE, SOURCES, SPELLS, staged_table
 from outcomes.suites import SUITES_DIR, load_suite, run_suite
 from outcomes.validate import SUITE_TYPES
 from pipelines.definitions import build_definitions
-from pipelines.resources import OutcomesConfig
 from tests.conftest import Materialized, materialize
 
 BLOCKING = (SUITE, QUARANTINE_RATE, NOTHING_LOST)

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from outcomes.cli import main
 from outcomes.ingest import discover
 from outcomes.schema import LOAD_LEDGER, QUARANTINE
+from pipelines.cli import main
 from tests.conftest import Materialized
 from tests.test_bad_input import put, spell_rows
 from tests.test_error_paths import LEAKS, failing_files, quarantined_files

@@ -258,9 +258,9 @@ def test_audit_disclosure_command_passes_a_release_and_fails_an_old_one(handmade
 
     from click.testing import CliRunner
 
-    from outcomes.cli import main
     from outcomes.schema import OUTCOME_INDICATORS
     from outcomes.warehouse import Warehouse
+    from pipelines.cli import main
 
     ok = CliRunner().invoke(
         main, ["audit-disclosure", "--warehouse-dir", str(handmade.warehouse.root)]

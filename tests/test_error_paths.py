@@ -21,11 +21,11 @@ import pytest
 import xlsxwriter
 from click.testing import CliRunner
 
-from outcomes.cli import main
 from outcomes.ingest import LandingError, Mapping
 from outcomes.schema import QUARANTINE, SOURCES, staged_table
 from outcomes.suites import run_suite
 from outcomes.warehouse import Warehouse
+from pipelines.cli import main
 from tests.conftest import TEST_KEY, Materialized
 from tests.test_bad_input import params, put, spell_rows
 

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from assets.common import materialized
 from outcomes import provenance, schema
-from outcomes.cli import main
 from outcomes.docs import indicators_markdown
 from outcomes.impact import EVENT_TIME
 from outcomes.indicators import REGISTRY, input_files
 from outcomes.report import gather, render
+from pipelines.cli import main
 
 YEAR = 2021
 IMAGE = re.compile(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")

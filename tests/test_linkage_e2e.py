@@ -127,7 +127,7 @@ def test_retraining_with_relink_records_the_event_and_later_runs_keep_the_keys(
 
     from click.testing import CliRunner
 
-    from outcomes.cli import main
+    from pipelines.cli import main
     from pipelines.runner import landing_years, run_all
     from tests.conftest import TEST_KEY
 

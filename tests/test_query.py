@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from outcomes.cli import main
 from outcomes.query import connect
+from pipelines.cli import main
 
 SECRET_SSN = "219099999"
 

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from outcomes import schema
-from outcomes.cli import main
 from outcomes.impact import EVENT_TIME
 from outcomes.indicators import REGISTRY
+from pipelines.cli import main
 
 CHROMIUM = os.environ.get("OUTCOMES_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # where the screenshot goes besides the test's own folder, e.g. to look at it after CI

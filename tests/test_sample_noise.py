@@ -18,9 +18,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from outcomes.cli import main
 from outcomes.sample import SampleConfig, generate, state_year
 from outcomes.sample.config import DCF, DHS, DWD, PARTNERS, STATE_YEAR_ROWS, NoiseProfile
+from pipelines.cli import main
 
 SCALE, SEED = 30_000, 5
 CFG = SampleConfig()

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from outcomes.cli import main
+from assets.resources import OutcomesConfig
 from outcomes.config import ENV_LANDING_DIR, ENV_WAREHOUSE_DIR, Settings
 from outcomes.secret import (
     DEMO_LINKAGE_KEY,
@@ -34,7 +34,7 @@ from outcomes.secret import (
     validate_linkage_key,
 )
 from outcomes.warehouse import Warehouse
-from pipelines.resources import OutcomesConfig
+from pipelines.cli import main
 from pipelines.runner import landing_years, run_all
 from tests.conftest import TEST_KEY, Materialized
 from tests.handmade import write_handmade

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from outcomes.cli import main
 from outcomes.config import ENV_LINKAGE_KEY, ENV_MIN_CELL, Settings, SettingsError
+from pipelines.cli import main
 
 KEY = "a-test-linkage-key-that-is-long-enough-0123456789"
 

@@ -17,10 +17,10 @@ import polars as pl
 import xlsxwriter
 
 from assets.checks import NOTHING_LOST
+from assets.resources import OutcomesConfig
 from outcomes.ingest import discover, read_text
 from outcomes.schema import SOURCES, staged_table
 from pipelines.definitions import build_definitions
-from pipelines.resources import OutcomesConfig
 from pipelines.runner import figures
 from tests.conftest import TEST_KEY, Materialized
 from tests.test_bad_input import put, spell_rows

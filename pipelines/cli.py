@@ -221,10 +221,10 @@ def validate(
     each file would fail its partition. Writes nothing. FILES (paths inside the
     delivery) limit the check to those. Exits 1 when any file would fail.
     """
+    from assets.partitions import partition_years
     from outcomes.config import LandingCaps, quarantine_shares_from_env
     from outcomes.delivery import check_delivery, report_lines
     from outcomes.ingest import LandingError
-    from pipelines.partitions import partition_years
 
     try:
         default, by_source = quarantine_shares_from_env()
