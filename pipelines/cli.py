@@ -124,7 +124,8 @@ def demo(out: Path, scale: int) -> None:
         _run(settings, None)
     click.echo(
         f'\nexplore: outcomes query "select * from outcome_indicators limit 10" '
-        f"(warehouse {out / 'warehouse'}), or dagster dev"
+        f"(warehouse {out / 'warehouse'}), outcomes report --out {out / 'report.html'}, "
+        "or dagster dev"
     )
 
 
