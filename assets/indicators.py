@@ -94,7 +94,8 @@ IMPACT_METHOD = (
             f"{OUTCOME_INDICATORS.description}\n\n{DEFINITIONS}",
         ),
         table_spec(OUTCOME_INDICATORS_BY_GROUP, "indicators", [INDICATOR_PANEL.name]),
-        table_spec(INDICATOR_PROVENANCE, "indicators", [INDICATOR_PANEL.name]),
+        table_spec(INDICATOR_PROVENANCE, "indicators", [INDICATOR_PANEL.name,
+                                                        every_year(LOAD_LEDGER)]),
     ],
     partitions_def=yearly,
 )  # fmt: skip
@@ -113,7 +114,9 @@ def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     ):
         suppressed = published.filter(pl.col("suppression").is_not_null()).height
         path = wh.write(table, published, year)
-        if table is OUTCOME_INDICATORS:  # every year published so far, this one included
+        if table is OUTCOME_INDICATORS:
+            # the charts show every year published so far, this one included: metadata
+            # for the UI, not an input of the table (so no dependency on other years)
             trends = _trend_charts(wh.read(OUTCOME_INDICATORS))
         yield written(
             table, published.height, path, suppressed_cells=suppressed, min_cell=min_cell,
@@ -192,12 +195,10 @@ def partnership_impact(outcomes: OutcomesConfig):
 
 def _impact_written(wh: Warehouse, table: Table, df: pl.DataFrame) -> dg.MaterializeResult:
     estimated = df.filter(pl.col("suppression").is_null())
-    shown = {}  # the UI shows published overall estimates; restricted ones stay in their zone
+    shown = {}  # the UI shows published estimates and charts; restricted ones stay in their zone
     if table is PARTNERSHIP_IMPACT:
         overall = estimated.filter(pl.col("estimand") == OVERALL).select("indicator_id", "estimate")
-        shown = {f"overall_{i}": round(v, 4) for i, v in overall.iter_rows()}
-    if table is PARTNERSHIP_IMPACT:
-        shown |= {
+        shown = {f"overall_{i}": round(v, 4) for i, v in overall.iter_rows()} | {
             f"event_study_{i}": dg.MetadataValue.md(views.event_study(i, df).markdown())
             for i in REGISTRY
         }

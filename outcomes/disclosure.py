@@ -47,6 +47,9 @@ CELL = ["county_fips", "group_by", "group_value"]
 SOLVE_SECONDS = 60.0  # per integer program; a solve cut short only keeps what it found
 PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy
 REACH_SECONDS = 1.0  # per heuristic question; unanswered, the count is optimised to proof
+# the protection's rule-alone question over the whole indicator-year: unsettled in this
+# time, the finding stands and more is suppressed (the release audit takes SOLVE_SECONDS)
+PROTECT_PROOF_SECONDS = 1.0
 Q_NUMERATOR, Q_DENOMINATOR, Q_COMPLEMENT = "numerator", "denominator", "complement"
 
 
@@ -772,7 +775,8 @@ class _Baseline:
     def inherent(self, finding: Finding) -> bool:
         """The rule alone narrows the count as much: no point of the baseline lies
         beyond the finding's range. So a statewide count below the limit bounds its
-        counties whatever is published."""
+        counties whatever is published. Unsettled (the solver's time ran out), it is
+        not: the finding stands."""
         program, i = self.program(finding.cell)
         near = self._near(program, i)
         # The finding's ends are values of feasible points, and points of the release
@@ -784,7 +788,8 @@ class _Baseline:
             if any(program.feasible_with(q, i, low, high, sides, REACH_SECONDS)[0] is not None
                    for sides in near):  # fmt: skip
                 return False
-            x, decided = program.feasible_with(q, i, low, high)
+            seconds = PROTECT_PROOF_SECONDS if self.truth else SOLVE_SECONDS
+            x, decided = program.feasible_with(q, i, low, high, seconds=seconds)
             if x is not None or not decided:
                 return False
         return True

@@ -337,6 +337,22 @@ def test_the_rule_alone_exemption_agrees_with_optimising_both_ends(seed):
         assert disclosure.inherent(table, f, status, 11) is bool(expected), f
 
 
+def test_the_protection_keeps_a_finding_whose_exemption_it_cannot_settle_in_time(monkeypatch):
+    """The protection gives the rule-alone question PROTECT_PROOF_SECONDS: unsettled, the
+    finding stands (more is suppressed), never the other way round; the release audit
+    keeps its own, longer time."""
+    rows = [(C1, 2, 1000), (C2, 3, 2000), (C3, 1, 1500), (C4, 0, 900), (C5, 0, 800),
+            ("ALL", 6, 6200)]  # fmt: skip
+    table, status, findings = _primary_only_findings(cells(RATE, rows), no_groups())
+    protection = disclosure._Baseline(table, status, 11, truth=True)
+    assert findings and all(protection.inherent(f) for f in findings)
+    monkeypatch.setattr(disclosure, "PROTECT_PROOF_SECONDS", 0.0)
+    monkeypatch.setattr(disclosure, "REACH_SECONDS", 0.0)
+    hurried = disclosure._Baseline(table, status, 11, truth=True)
+    assert not any(hurried.inherent(f) for f in findings)
+    assert all(disclosure.inherent(table, f, status, 11) for f in findings)
+
+
 def test_a_statewide_count_below_the_limit_bounds_its_counties_whatever_is_published():
     """Foster entries 2, 3, 1, 0, 0 (ALL 6): the rule alone keeps each county within
     1 to 8 or so, so those findings are exempt, by both computations."""
