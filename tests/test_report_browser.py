@@ -1,11 +1,15 @@
-"""The HTML report in a real browser: headless Chromium (Debian's `chromium`, which
-.ci/run installs) opens the file with the network cut off, and every chart shows one
-mark per published value."""
+"""What evaluators see, in a real browser: headless Chromium (Debian's `chromium`,
+which .ci/run installs) opens the HTML report with the network cut off, and every
+chart shows one mark per published value; and the Dagster UI shows the charts of the
+asset metadata as images."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -13,9 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from outcomes import schema
+from outcomes.config import ENV_LANDING_DIR, ENV_LINKAGE_KEY, ENV_WAREHOUSE_DIR
 from outcomes.impact import EVENT_TIME
 from outcomes.indicators import REGISTRY
 from pipelines.cli import main
+from tests.conftest import TEST_KEY
+from tests.test_secret import REPO, _free_port, _stop, _wait_for_resources
 
 CHROMIUM = os.environ.get("OUTCOMES_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # where the screenshot goes besides the test's own folder, e.g. to look at it after CI
@@ -95,3 +102,48 @@ def test_the_report_renders_offline_with_a_mark_per_published_value(sample, brow
         Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(SCREENSHOT_DIR) / shot.name)
     page.close()
+
+
+def _chart_in_the_ui(page, base: str, asset: str, entry: str) -> tuple[int, int]:
+    """Open an asset's latest materialization, then one markdown entry: the image's size."""
+    page.goto(f"{base}/assets/{asset}?view=events", wait_until="networkidle")
+    skip = page.get_by_role("button", name="Skip")  # Dagster's first-visit dialog
+    if skip.count():
+        skip.first.click()
+    page.locator("tr", has_text=entry).get_by_text("[Show Markdown]").click()
+    image = page.locator('img[src^="data:image/png;base64,"]').first
+    image.wait_for()
+    size = image.evaluate("i => i.complete ? [i.naturalWidth, i.naturalHeight] : [0, 0]")
+    page.get_by_role("button", name="Close").click()
+    return tuple(size)
+
+
+def test_the_dagster_ui_shows_the_metadata_charts_as_images(sample, browser, tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(sample.root / "dagster_home"),
+        ENV_LINKAGE_KEY: TEST_KEY,
+        ENV_LANDING_DIR: str(sample.landing),
+        ENV_WAREHOUSE_DIR: str(sample.warehouse.root),
+        "PYTHONPATH": str(REPO),
+    }
+    webserver = Path(sys.executable).parent / "dagster-webserver"
+    with (tmp_path / "webserver.log").open("wb") as out:
+        server = subprocess.Popen(
+            [str(webserver), "-h", "127.0.0.1", "-p", str(port),
+             "-m", "pipelines.definitions", "-d", str(REPO)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            _wait_for_resources(base, server, time.monotonic() + 90)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            trend = _chart_in_the_ui(page, base, "outcome_indicators", "trend_cross_sector_reach")
+            event = _chart_in_the_ui(page, base, "partnership_impact",
+                                     "event_study_cross_sector_reach")  # fmt: skip
+            page.close()
+        finally:
+            _stop(server)
+    assert trend == event == (576, 288)  # the PNG as drawn: WIDTH_IN x HEIGHT_IN at DPI
