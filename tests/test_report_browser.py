@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +19,7 @@ from outcomes.impact import EVENT_TIME
 from outcomes.indicators import REGISTRY
 from pipelines.cli import main
 from tests.conftest import TEST_KEY
-from tests.test_secret import REPO, _free_port, _stop, _wait_for_resources
+from tests.test_secret import webserver
 
 CHROMIUM = os.environ.get("OUTCOMES_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # where the screenshot goes besides the test's own folder, e.g. to look at it after CI
@@ -119,31 +116,16 @@ def _chart_in_the_ui(page, base: str, asset: str, entry: str) -> tuple[int, int]
 
 
 def test_the_dagster_ui_shows_the_metadata_charts_as_images(sample, browser, tmp_path):
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        "DAGSTER_HOME": str(sample.root / "dagster_home"),
         ENV_LINKAGE_KEY: TEST_KEY,
         ENV_LANDING_DIR: str(sample.landing),
         ENV_WAREHOUSE_DIR: str(sample.warehouse.root),
-        "PYTHONPATH": str(REPO),
     }
-    webserver = Path(sys.executable).parent / "dagster-webserver"
-    with (tmp_path / "webserver.log").open("wb") as out:
-        server = subprocess.Popen(
-            [str(webserver), "-h", "127.0.0.1", "-p", str(port),
-             "-m", "pipelines.definitions", "-d", str(REPO)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            _wait_for_resources(base, server, time.monotonic() + 90)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            trend = _chart_in_the_ui(page, base, "outcome_indicators", "trend_cross_sector_reach")
-            event = _chart_in_the_ui(page, base, "partnership_impact",
-                                     "event_study_cross_sector_reach")  # fmt: skip
-            page.close()
-        finally:
-            _stop(server)
+    home, log = sample.root / "dagster_home", tmp_path / "webserver.log"
+    with webserver(home, env, log) as (base, _):
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        trend = _chart_in_the_ui(page, base, "outcome_indicators", "trend_cross_sector_reach")
+        event = _chart_in_the_ui(page, base, "partnership_impact",
+                                 "event_study_cross_sector_reach")  # fmt: skip
+        page.close()
     assert trend == event == (576, 288)  # the PNG as drawn: WIDTH_IN x HEIGHT_IN at DPI

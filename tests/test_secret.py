@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -410,44 +412,49 @@ def _stop(server: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
+@contextmanager
+def webserver(home: Path, env: dict[str, str], log: Path) -> Iterator[tuple[str, dict]]:
+    """`dagster-webserver` over this repository's code location with DAGSTER_HOME `home`
+    and `env`: its base URL and first repository once loaded; stopped on the way out."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO), **env}
+    command = Path(sys.executable).parent / "dagster-webserver"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(command), "-h", "127.0.0.1", "-p", str(port),
+             "-m", "pipelines.definitions", "-d", str(REPO)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield base, _wait_for_resources(base, server, time.monotonic() + 90)
+        finally:
+            _stop(server)
+
+
 def test_the_webserver_shows_the_key_variable_never_its_value(tmp_path: Path):
     key = secrets.token_urlsafe(36)
     assert len(key) == 48
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
         ENV_LINKAGE_KEY: key,
         ENV_LANDING_DIR: str(tmp_path / "landing"),
         ENV_WAREHOUSE_DIR: str(tmp_path / "warehouse"),
-        "PYTHONPATH": str(REPO),
     }
-    webserver = Path(sys.executable).parent / "dagster-webserver"
     log = tmp_path / "webserver.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(webserver), "-h", "127.0.0.1", "-p", str(port),
-             "-m", "pipelines.definitions", "-d", str(REPO)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            repo = _wait_for_resources(base, server, time.monotonic() + 90)
-            location = repo["location"]["name"]
-            selector = {"repositoryName": repo["name"], "repositoryLocationName": location}
-            listed = _graphql(base, RESOURCES, {"selector": selector})
-            listed = listed["allTopLevelResourceDetailsOrError"]
-            assert listed["__typename"] == "ResourceDetailsList", listed
-            pages = [
-                _get(f"{base}/locations/{location}/resources")[1],
-                _get(f"{base}/locations/{location}/resources/outcomes")[1],
-            ]
-        finally:
-            _stop(server)
+    with webserver(home, env, log) as (base, repo):
+        location = repo["location"]["name"]
+        selector = {"repositoryName": repo["name"], "repositoryLocationName": location}
+        listed = _graphql(base, RESOURCES, {"selector": selector})
+        listed = listed["allTopLevelResourceDetailsOrError"]
+        assert listed["__typename"] == "ResourceDetailsList", listed
+        pages = [
+            _get(f"{base}/locations/{location}/resources")[1],
+            _get(f"{base}/locations/{location}/resources/outcomes")[1],
+        ]
     for resources in (repo["allTopLevelResourceDetails"], listed["results"]):
         outcomes = {r["name"]: r for r in resources}["outcomes"]
         values = {v["key"]: v for v in outcomes["configuredValues"]}
