@@ -104,9 +104,6 @@ def test_the_report_renders_offline_with_a_mark_per_published_value(sample, brow
 def _chart_in_the_ui(page, base: str, asset: str, entry: str) -> tuple[int, int]:
     """Open an asset's latest materialization, then one markdown entry: the image's size."""
     page.goto(f"{base}/assets/{asset}?view=events", wait_until="networkidle")
-    skip = page.get_by_role("button", name="Skip")  # Dagster's first-visit dialog
-    if skip.count():
-        skip.first.click()
     page.locator("tr", has_text=entry).get_by_text("[Show Markdown]").click()
     image = page.locator('img[src^="data:image/png;base64,"]').first
     image.wait_for()
@@ -124,6 +121,10 @@ def test_the_dagster_ui_shows_the_metadata_charts_as_images(sample, browser, tmp
     home, log = sample.root / "dagster_home", tmp_path / "webserver.log"
     with webserver(home, env, log) as (base, _):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        # Dagster's first-visit dialog may open at any moment: whenever it covers the
+        # page, Playwright dismisses it before the next action
+        skip = page.get_by_role("button", name="Skip")
+        page.add_locator_handler(skip, lambda: skip.click())
         trend = _chart_in_the_ui(page, base, "outcome_indicators", "trend_cross_sector_reach")
         event = _chart_in_the_ui(page, base, "partnership_impact",
                                  "event_study_cross_sector_reach")  # fmt: skip
