@@ -1,11 +1,14 @@
 """What every asset shares: owners, kinds, code version, and the year of a partition."""
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import dagster as dg
 
 from assets.partitions import yearly
+from outcomes.release import Release
 from outcomes.schema import Table
+from outcomes.warehouse import Warehouse
 
 OWNERS = ["team:data-engineering"]
 CODE_VERSION = "1"
@@ -14,6 +17,18 @@ TABLE_KINDS = {"polars", "parquet"}
 
 def partition_year(context: dg.AssetExecutionContext) -> int:
     return int(context.partition_key)
+
+
+def step_release(
+    context: dg.AssetExecutionContext, wh: Warehouse, tables: Sequence[Table]
+) -> AbstractContextManager[Release]:
+    """Everything this step writes for its partition, visible at once when it ends, with
+    the partitions locked meanwhile (outcomes.release). Its label, `<step> <partition>`,
+    is what a waiting writer is told and what OUTCOMES_FAULT names."""
+    key = context.partition_key if context.has_partition_key else None
+    year = int(key) if key else None
+    targets = [(t, year if t.by_year else None) for t in tables]
+    return wh.release(f"{context.op_def.name} {key or 'all'}", targets)
 
 
 def _table_kwargs(table: Table, group: str, deps: Sequence, description: str | None) -> dict:

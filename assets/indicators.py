@@ -1,11 +1,12 @@
 """Indicators: published aggregates, after disclosure control, and the partnership views."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, table_asset, table_spec
+from assets.common import partition_year, step_release, table_asset, table_spec
 from assets.partitions import this_and_next_year, yearly, years_up_to
 from assets.resources import OutcomesConfig, written
 from outcomes import views
@@ -33,7 +34,7 @@ from outcomes.schema import (
     reference_table,
     staged_table,
 )
-from outcomes.warehouse import Warehouse
+from outcomes.warehouse import Warehouse, conform
 
 
 def loaded_years(wh: Warehouse) -> LoadedYears:
@@ -105,29 +106,30 @@ def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     year = partition_year(context)
     wh, min_cell = outcomes.warehouse, outcomes.min_cell
     tables = indicator_tables(year, *indicator_inputs(wh, year), min_cell)
-    panel = tables.indicator_panel
-    yield written(INDICATOR_PANEL, panel.height, wh.write(INDICATOR_PANEL, panel, year))
-    trends = {}
-    for table, published in (
-        (OUTCOME_INDICATORS, tables.outcome_indicators),
-        (OUTCOME_INDICATORS_BY_GROUP, tables.outcome_indicators_by_group),
-    ):
-        suppressed = published.filter(pl.col("suppression").is_not_null()).height
-        path = wh.write(table, published, year)
-        if table is OUTCOME_INDICATORS:
-            # the charts show every year published so far, this one included: metadata
-            # for the UI, not an input of the table (so no dependency on other years)
-            trends = _trend_charts(wh.read(OUTCOME_INDICATORS))
-        yield written(
-            table, published.height, path, suppressed_cells=suppressed, min_cell=min_cell,
-            **(trends if table is OUTCOME_INDICATORS else {}),
-        )  # fmt: skip
-    now = dt.datetime.now(dt.UTC)
-    prov = indicator_provenance(wh.read(LOAD_LEDGER), year, context.run.run_id, code_version(), now)
-    yield written(
-        INDICATOR_PROVENANCE, prov.height, wh.write(INDICATOR_PROVENANCE, prov, year),
-        input_files=prov.select("file").n_unique(), code_version=code_version(),
-    )  # fmt: skip
+    published = tables.outcome_indicators
+    # the charts show every year published so far, this one included: metadata for the
+    # UI, not an input of the table (so no dependency on other years)
+    shown = wh.read(OUTCOME_INDICATORS, [y for y in wh.years(OUTCOME_INDICATORS) if y != year])
+    trends = _trend_charts(pl.concat([shown, conform(published, OUTCOME_INDICATORS)]))
+    prov = indicator_provenance(wh.read(LOAD_LEDGER), year, context.run.run_id, code_version(),
+                                dt.datetime.now(dt.UTC))  # fmt: skip
+    by_group = tables.outcome_indicators_by_group
+    out = [
+        (INDICATOR_PANEL, tables.indicator_panel, {}),
+        (OUTCOME_INDICATORS, published, _suppressed(published, min_cell) | trends),
+        (OUTCOME_INDICATORS_BY_GROUP, by_group, _suppressed(by_group, min_cell)),
+        (INDICATOR_PROVENANCE, prov,
+         {"input_files": prov.select("file").n_unique(), "code_version": code_version()}),
+    ]  # fmt: skip
+    with step_release(context, wh, [t for t, _, _ in out]) as release:
+        paths = [wh.write(t, df, year, release) for t, df, _ in out]
+    for (table, df, extra), path in zip(out, paths, strict=True):
+        yield written(table, df.height, path, **extra)
+
+
+def _suppressed(published: pl.DataFrame, min_cell: int) -> dict[str, int]:
+    return {"suppressed_cells": published.filter(pl.col("suppression").is_not_null()).height,
+            "min_cell": min_cell}  # fmt: skip
 
 
 def _trend_charts(published: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -137,12 +139,16 @@ def _trend_charts(published: pl.DataFrame) -> dict[str, dg.MetadataValue]:
 
 
 @table_asset(DATA_DICTIONARY, "docs")
-def data_dictionary_table(outcomes: OutcomesConfig) -> dg.MaterializeResult:
+def data_dictionary_table(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig
+) -> dg.MaterializeResult:
     """Every analytic and published column with its meaning, from the table declarations
     (the same rows as docs/data_dictionary.md)."""
     df = data_dictionary()
     wh = outcomes.warehouse
-    return written(DATA_DICTIONARY, df.height, wh.write(DATA_DICTIONARY, df),
+    with step_release(context, wh, [DATA_DICTIONARY]) as release:
+        path = wh.write(DATA_DICTIONARY, df, release=release)
+    return written(DATA_DICTIONARY, df.height, path,
                    tables=df.select("table").n_unique())  # fmt: skip
 
 
@@ -153,7 +159,9 @@ def partnership_maturity(
     year = partition_year(context)
     wh = outcomes.warehouse
     df = maturity_of(wh.scan(staged_table(PARTNERSHIP_SURVEYS), [year]), year)
-    return written(PARTNERSHIP_MATURITY, df.height, wh.write(PARTNERSHIP_MATURITY, df, year))
+    with step_release(context, wh, [PARTNERSHIP_MATURITY]) as release:
+        path = wh.write(PARTNERSHIP_MATURITY, df, year, release)
+    return written(PARTNERSHIP_MATURITY, df.height, path)
 
 
 _IMPACT = ["partnerships", "counties"]  # and the cells of every year: published, or not
@@ -177,23 +185,26 @@ _IMPACT_OF = (
         ),
     ]
 )
-def partnership_impact(outcomes: OutcomesConfig):
+def partnership_impact(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Callaway-Sant'Anna estimates per indicator over every loaded year: from the
     published cells, (restricted) from the panel before suppression, and by the
     Value Curve stage the partnerships had reached (descriptive)."""
     wh = outcomes.warehouse
     partnerships = wh.read(reference_table("partnerships"))
     counties = wh.read(reference_table("counties")).get_column("county_fips").to_list()
-    for table, cells in _IMPACT_OF:
-        df = impact_table(wh.read(cells), partnerships, counties)
-        yield _impact_written(wh, table, df)
+    out = [(table, impact_table(wh.read(cells), partnerships, counties))
+           for table, cells in _IMPACT_OF]  # fmt: skip
     by_stage = impact_by_stage_table(
         wh.read(OUTCOME_INDICATORS), partnerships, counties, wh.read(PARTNERSHIP_MATURITY)
     )
-    yield _impact_written(wh, PARTNERSHIP_IMPACT_BY_STAGE, by_stage)
+    out.append((PARTNERSHIP_IMPACT_BY_STAGE, by_stage))
+    with step_release(context, wh, [t for t, _ in out]) as release:
+        paths = [wh.write(t, df, release=release) for t, df in out]
+    for (table, df), path in zip(out, paths, strict=True):
+        yield _impact_written(table, df, path)
 
 
-def _impact_written(wh: Warehouse, table: Table, df: pl.DataFrame) -> dg.MaterializeResult:
+def _impact_written(table: Table, df: pl.DataFrame, path: Path) -> dg.MaterializeResult:
     estimated = df.filter(pl.col("suppression").is_null())
     shown = {}  # the UI shows published estimates and charts; restricted ones stay in their zone
     if table is PARTNERSHIP_IMPACT:
@@ -203,6 +214,6 @@ def _impact_written(wh: Warehouse, table: Table, df: pl.DataFrame) -> dg.Materia
             for i in REGISTRY
         }
     return written(
-        table, df.height, wh.write(table, df), estimates=estimated.height,
+        table, df.height, path, estimates=estimated.height,
         not_published=df.height - estimated.height, **shown,
     )  # fmt: skip

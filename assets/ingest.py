@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import OWNERS, table_spec
+from assets.common import OWNERS, step_release, table_spec
 from assets.partitions import yearly
 from assets.resources import OutcomesConfig, written
 from outcomes.schema import REFERENCE, SOURCES, reference_table
@@ -42,9 +42,12 @@ landing_reference = dg.AssetSpec(
         table_spec(reference_table(name), "reference", [landing_reference]) for name in REFERENCE
     ]
 )
-def reference(outcomes: OutcomesConfig):
+def reference(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Counties, population and partnerships, checked against their suites as a whole."""
     wh = outcomes.warehouse
-    for name, df in read_references(outcomes.settings.landing_dir).items():
-        table = reference_table(name)
-        yield written(table, df.height, wh.write(table, df))
+    frames = [(reference_table(n), df)
+              for n, df in read_references(outcomes.settings.landing_dir).items()]  # fmt: skip
+    with step_release(context, wh, [t for t, _ in frames]) as release:
+        paths = [wh.write(t, df, release=release) for t, df in frames]
+    for (table, df), path in zip(frames, paths, strict=True):
+        yield written(table, df.height, path)

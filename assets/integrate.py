@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, table_spec
+from assets.common import partition_year, step_release, table_spec
 from assets.link import resolved_links, staged_up_to
 from assets.partitions import yearly, years_up_to
 from assets.resources import OutcomesConfig, written
@@ -49,16 +49,15 @@ def integration(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
         return wh.read(staged_table(SOURCES[name]), [year])
 
     links = resolved_links(wh, range(0, year + 1))  # through every year's merges
-    tables = {
-        LINKED_SPELLS.name: linked_spells(staged("spells"), staged("services"), links),
-        QUARTERLY_WAGES.name: quarterly_wages(staged("wages"), links),
-        LINKED_SURVEYS.name: linked_surveys(
+    out = [
+        (LINKED_SPELLS, linked_spells(staged("spells"), staged("services"), links)),
+        (QUARTERLY_WAGES, quarterly_wages(staged("wages"), links)),
+        (LINKED_SURVEYS, linked_surveys(
             staged("client_surveys"), staged_up_to(wh, "services", year).collect(), links
-        ),
-    }
-    for table in (LINKED_SPELLS, QUARTERLY_WAGES, LINKED_SURVEYS):
-        df = tables[table.name]
-        yield written(table, df.height, wh.write(table, df, year))
-        if table.name in ANALYTIC_OF:
-            public = ANALYTIC_OF[table.name]
-            yield written(public, df.height, wh.write(public, df, year))
+        )),
+    ]  # fmt: skip
+    out += [(ANALYTIC_OF[t.name], df) for t, df in out if t.name in ANALYTIC_OF]
+    with step_release(context, wh, [t for t, _ in out]) as release:
+        paths = [wh.write(t, df, year, release) for t, df in out]
+    for (table, df), path in zip(out, paths, strict=True):
+        yield written(table, df.height, path)

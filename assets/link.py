@@ -7,12 +7,13 @@ it; `outcomes linkage train` makes a new version on purpose.
 """
 
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, table_spec
+from assets.common import partition_year, step_release, table_spec
 from assets.partitions import earlier_years, yearly
 from assets.resources import OutcomesConfig, written
 from outcomes import linkage_model as lm
@@ -24,12 +25,14 @@ from outcomes.link import (
     Relinked,
     YearLinks,
     YearRecords,
+    kept_review,
     link_year,
     redelivery_splits,
     relink,
     resolve,
     variants_of,
 )
+from outcomes.release import Release
 from outcomes.schema import (
     LINKAGE_REVIEW,
     PERSON_KEY_MERGES,
@@ -143,6 +146,9 @@ def _quality(result: YearLinks, model: lm.Model, version: int) -> dict[str, dg.M
 
 
 _STAGED = [dg.AssetDep(f"staged_{n}") for n in LINKED_SOURCES]
+# what a year's linkage writes, in one release (the registry is unpartitioned)
+LINKAGE_WRITES = [RECORD_LINKS, PERSON_KEY_MERGES, PERSON_KEY_SPLITS, LINKAGE_REVIEW,
+                  IDENTITY_REGISTRY]  # fmt: skip
 _EARLIER_LINKS = dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())
 
 
@@ -164,6 +170,17 @@ def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     year = partition_year(context)
     wh = outcomes.warehouse
     check_key_fingerprint(wh.root, outcomes.linkage_key)  # a warehouse keeps one key
+    # locked from the start: the registry is read, then written
+    with step_release(context, wh, LINKAGE_WRITES) as release:
+        results = list(_link(context, outcomes, year, release))
+    yield from results
+
+
+def _link(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, year: int, release: Release
+) -> Iterator[dg.MaterializeResult]:
+    """The linkage of one year; its files appear when the release commits."""
+    wh = outcomes.warehouse
     recs = variants_of(year_identities(wh, year))  # read and normalised once
     version, model = model_for(wh, year, recs, context.log)
     registry = wh.read(IDENTITY_REGISTRY)
@@ -184,16 +201,17 @@ def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
             redelivery_splits(before, result.links, all_merges, year),
         ]
     ).unique().sort("old_key", "new_key")
-    wh.write(IDENTITY_REGISTRY, result.registry)
+    found = result.review.with_columns(pl.lit(year, pl.Int64).alias("year"))
+    review = kept_review(wh.read(LINKAGE_REVIEW, [year]), found, result.links)
+    wh.write(IDENTITY_REGISTRY, result.registry, release=release)
     quality = _quality(result, model, version)
     yield written(
-        RECORD_LINKS, result.links.height, wh.write(RECORD_LINKS, result.links, year),
+        RECORD_LINKS, result.links.height, wh.write(RECORD_LINKS, result.links, year, release),
         persons=result.stats["persons"], **quality,
     )  # fmt: skip
-    yield written(PERSON_KEY_MERGES, merges.height, wh.write(PERSON_KEY_MERGES, merges, year))
-    yield written(PERSON_KEY_SPLITS, splits.height, wh.write(PERSON_KEY_SPLITS, splits, year))
-    review = result.review.with_columns(pl.lit(year, pl.Int64).alias("year"))
-    yield written(LINKAGE_REVIEW, review.height, wh.write(LINKAGE_REVIEW, review, year))
+    for table, df in ((PERSON_KEY_MERGES, merges), (PERSON_KEY_SPLITS, splits),
+                      (LINKAGE_REVIEW, review)):  # fmt: skip
+        yield written(table, df.height, wh.write(table, df, year, release))
 
 
 def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:
@@ -212,13 +230,16 @@ def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:
         read_decisions(wh.root),
     )  # fmt: skip
     last = years[-1]
-    for y in years:
-        wh.write(RECORD_LINKS, out.links.filter(pl.col("year") == y), y)
     merges = pl.concat([wh.read(PERSON_KEY_MERGES, [last]), out.merges]).unique()
     splits = pl.concat([wh.read(PERSON_KEY_SPLITS, [last]), out.splits]).unique()
-    wh.write(PERSON_KEY_MERGES, merges.sort("retired_key"), last)
-    wh.write(PERSON_KEY_SPLITS, splits.sort("old_key", "new_key"), last)
-    wh.write(IDENTITY_REGISTRY, out.registry)
+    targets = [(RECORD_LINKS, y) for y in years]
+    targets += [(PERSON_KEY_MERGES, last), (PERSON_KEY_SPLITS, last), (IDENTITY_REGISTRY, None)]
+    with wh.release(f"relink {years[0]}-{last}", targets) as release:  # all years, or none
+        for y in years:
+            wh.write(RECORD_LINKS, out.links.filter(pl.col("year") == y), y, release)
+        wh.write(PERSON_KEY_MERGES, merges.sort("retired_key"), last, release)
+        wh.write(PERSON_KEY_SPLITS, splits.sort("old_key", "new_key"), last, release)
+        wh.write(IDENTITY_REGISTRY, out.registry, release=release)
     changes = f"{out.changed_records} records changed key: {out.merges.height} merges, "
     lm.record_event(wh, version, "relinked", f"{changes}{out.splits.height} splits")
     return out

@@ -1,21 +1,24 @@
 """Staging: every landing file of a year read, typed and checked; bad rows to quarantine."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, table_asset
+from assets.common import partition_year, step_release, table_asset
 from assets.ingest import landing
 from assets.partitions import years_up_to
 from assets.resources import OutcomesConfig, written
 from outcomes import validate
 from outcomes.ingest import LandingError, LandingFile, discover
+from outcomes.release import Release
 from outcomes.schema import (
     LOAD_LEDGER,
     QUARANTINE,
     SOURCES,
     Source,
+    Table,
     empty,
     ledger_part,
     quarantine_part,
@@ -79,7 +82,9 @@ def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> di
     }  # fmt: skip
 
 
-def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str, int]:
+def stage_year(
+    source: Source, year: int, outcomes: OutcomesConfig, release: Release
+) -> dict[str, int]:
     """Stage every file of one source and year; all or nothing for the partition."""
     s, wh = outcomes.settings, outcomes.warehouse
     files = [f for f in discover(s.landing_dir) if f.source is source and f.year == year]
@@ -114,9 +119,9 @@ def stage_year(source: Source, year: int, outcomes: OutcomesConfig) -> dict[str,
         if results
         else empty(QUARANTINE)
     )
-    wh.write(quarantine_part(source), quarantine, year)
-    wh.write(ledger_part(source), ledger, year)
-    path = wh.write(table, staged, year)
+    wh.write(quarantine_part(source), quarantine, year, release)
+    wh.write(ledger_part(source), ledger, year, release)
+    path = wh.write(table, staged, year, release)
     return {
         "rows": staged.height,
         "path": str(path),
@@ -151,7 +156,9 @@ def staged_asset(source: Source) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, outcomes: OutcomesConfig
     ) -> dg.MaterializeResult:
         year = partition_year(context)
-        stats = stage_year(source, year, outcomes)
+        targets = [quarantine_part(source), ledger_part(source), table]
+        with step_release(context, outcomes.warehouse, targets) as release:
+            stats = stage_year(source, year, outcomes, release)
         context.log.info(
             f"{source.name} {year}: {stats['files']} files, {stats['rows']} rows staged, "
             f"{stats['rows_quarantined']} quarantined"
@@ -170,9 +177,13 @@ staged_assets = [staged_asset(s) for s in SOURCES.values()]
 _STAGED_DEPS = [a.key for a in staged_assets]
 
 
-def _combine_parts(table, part, year: int, wh: Warehouse) -> tuple[int, str]:
+def _combine_parts(
+    context: dg.AssetExecutionContext, table: Table, part: Callable[[Source], Table], wh: Warehouse
+) -> tuple[int, str]:
+    year = partition_year(context)
     df = pl.concat([wh.read(part(s), [year]) for s in SOURCES.values()], how="vertical_relaxed")
-    path = wh.write(table, df, year)
+    with step_release(context, wh, [table]) as release:
+        path = wh.write(table, df, year, release)
     return df.height, str(path)
 
 
@@ -183,8 +194,7 @@ def _combine_parts(table, part, year: int, wh: Warehouse) -> tuple[int, str]:
     QUARANTINE.description + " Restricted: it holds raw values.",
 )
 def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> dg.MaterializeResult:
-    year = partition_year(context)
-    rows, path = _combine_parts(QUARANTINE, quarantine_part, year, outcomes.warehouse)
+    rows, path = _combine_parts(context, QUARANTINE, quarantine_part, outcomes.warehouse)
     return written(QUARANTINE, rows, path)
 
 
@@ -192,6 +202,5 @@ def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> d
 def load_ledger(
     context: dg.AssetExecutionContext, outcomes: OutcomesConfig
 ) -> dg.MaterializeResult:
-    year = partition_year(context)
-    rows, path = _combine_parts(LOAD_LEDGER, ledger_part, year, outcomes.warehouse)
+    rows, path = _combine_parts(context, LOAD_LEDGER, ledger_part, outcomes.warehouse)
     return written(LOAD_LEDGER, rows, path)

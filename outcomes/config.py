@@ -21,6 +21,8 @@ ENV_WAREHOUSE_DIR = "OUTCOMES_WAREHOUSE_DIR"
 ENV_MAX_QUARANTINE_SHARE = "OUTCOMES_MAX_QUARANTINE_SHARE"
 ENV_MIN_CELL = "OUTCOMES_MIN_CELL"
 ENV_EXPECTATIONS_DIR = "OUTCOMES_EXPECTATIONS_DIR"  # a deployment's own edited suites
+ENV_LOCK_WAIT_SECONDS = "OUTCOMES_LOCK_WAIT_SECONDS"  # a writer waits this long for a partition
+ENV_FAULT = "OUTCOMES_FAULT"  # tests: the point where a step kills itself (outcomes.release)
 
 # Yearly partitions span this range; a landing file outside it is refused by name.
 FIRST_PARTITION_YEAR = 2000
@@ -29,6 +31,7 @@ DEFAULT_MAX_QUARANTINE_SHARE = 0.05  # contract section 2
 DEFAULT_MIN_CELL = 11  # contract section 4: cells below this are suppressed
 LOWEST_MIN_CELL = 2  # below it nothing is suppressed: refused
 PARQUET_COMPRESSION = "zstd"
+DEFAULT_LOCK_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -160,3 +163,16 @@ def min_cell_from_env() -> int:
     min_cell = _int_setting(ENV_MIN_CELL, DEFAULT_MIN_CELL)
     check_min_cell(min_cell)
     return min_cell
+
+
+def lock_wait_seconds() -> int:
+    """How long a writer waits for partitions another writer holds before it refuses."""
+    wait = _int_setting(ENV_LOCK_WAIT_SECONDS, DEFAULT_LOCK_WAIT_SECONDS)
+    if wait < 0:
+        raise SettingsError(f"{ENV_LOCK_WAIT_SECONDS} must be 0 or more seconds, got {wait}")
+    return wait
+
+
+def fault_point() -> str | None:
+    """The fault-injection point of this process (tests only; see outcomes.release)."""
+    return os.environ.get(ENV_FAULT) or None

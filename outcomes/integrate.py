@@ -55,7 +55,7 @@ def linked_spells(
     """Public spells and nonprofit enrollments of one start year, with resolved person keys."""
     common = ["org_id", "record_id", "program", "county_fips", "sex", "year"]
     parts = [
-        frame.join(_keys(links, source), on=["org_id", "record_id"], how="inner").select(
+        frame.join(_keys(links, source), on=["org_id", "record_id"], maintain_order="left").select(
             "person_key",
             pl.lit(SECTOR[source]).alias("sector"),
             pl.lit(source).alias("source"),
@@ -73,7 +73,7 @@ def linked_spells(
 
 
 def quarterly_wages(wages: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-    joined = wages.join(_keys(links, "wages"), on=["org_id", "record_id"], how="inner")
+    joined = wages.join(_keys(links, "wages"), on=["org_id", "record_id"], maintain_order="left")
     return conform(joined, QUARTERLY_WAGES)
 
 
@@ -117,7 +117,7 @@ def linked_surveys(
     out = surveys.join(client_keys, on=["org_id", "client_id"], how="inner").join(
         survey_county(surveys, services), on=["org_id", "response_id"], how="left"
     )
-    return conform(out, LINKED_SURVEYS)
+    return conform(out, LINKED_SURVEYS).sort("org_id", "response_id")  # one order, every run
 
 
 # the analytic projection of each restricted linked table

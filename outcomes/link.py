@@ -574,6 +574,19 @@ def _review(review: pl.DataFrame, refs: pl.LazyFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
+def kept_review(before: pl.DataFrame, found: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
+    """A year's review queue on a re-run: the pairs found now, and those found before that
+    still name one of the year's records. A re-run scores no variant already known, so
+    it finds no pair again; without this it would empty the queue a reviewer works on."""
+    mine = links.select(record_ref()).to_series().implode()
+    still = before.filter(pl.col("record_a").is_in(mine) | pl.col("record_b").is_in(mine))
+    return (
+        pl.concat([still, found], how="vertical_relaxed")
+        .unique(["record_a", "record_b"], keep="last", maintain_order=True)
+        .sort("record_a", "record_b")
+    )
+
+
 def resolve(keys: pl.DataFrame, merges: pl.DataFrame, column: str = "person_key") -> pl.DataFrame:
     """Replace retired keys by their surviving keys, following chains of merges."""
     if merges.is_empty():

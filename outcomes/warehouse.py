@@ -1,20 +1,22 @@
 """Reading and writing warehouse tables: Parquet (zstd), Hive `year=YYYY/`, atomic.
 
-Every write goes to a hidden file beside the target and is renamed over it, so a
-run that dies leaves the previous output in place and readers never see half a
-file.
+A step writes its tables inside one release (`Warehouse.release`, see
+outcomes.release): they become visible together when the step ends, a step that
+dies leaves the previous release whole, and no two writers write one partition at
+once. A lone `write` is a release of one file.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
 
+from outcomes import release as releases
 from outcomes.config import PARQUET_COMPRESSION
+from outcomes.release import Release
 from outcomes.schema import Table, Zone
 from outcomes.zones import OWNER_ONLY_FILE, owner_only
 
@@ -33,17 +35,40 @@ class Warehouse:
             return self.table_dir(table) / f"year={year}" / DATA_FILE
         return self.table_dir(table) / DATA_FILE
 
-    def write(self, table: Table, df: pl.DataFrame, year: int | None = None) -> Path:
-        """Write one partition (or the whole unpartitioned table) atomically."""
+    def partition(self, table: Table, year: int | None = None) -> str:
+        """What a writer locks: the folder of one partition (or of an unpartitioned table)."""
+        return releases.partition_of(self.root, self.path(table, year))
+
+    @contextlib.contextmanager
+    def release(
+        self, label: str, targets: Iterable[tuple[Table, int | None]], wait: float | None = None
+    ) -> Iterator[Release]:
+        """Lock the partitions a step writes; `write(..., release=r)` inside the block, and
+        every file appears when it ends (none if it raises)."""
+        targets = list(targets)
+        with releases.release(self.root, label, {self.partition(t, y) for t, y in targets},
+                              wait) as r:  # fmt: skip
+            yield r
+        if any(t.zone == Zone.RESTRICTED for t, _ in targets):
+            owner_only(self.root / Zone.RESTRICTED.value)
+
+    def write(
+        self, table: Table, df: pl.DataFrame, year: int | None = None,
+        release: Release | None = None,
+    ) -> Path:  # fmt: skip
+        """Write one partition (or the whole unpartitioned table): in `release`, or alone."""
+        if release is None:
+            with self.release(f"write {table.name} {year or ''}".strip(), [(table, year)]) as r:
+                return self.write(table, df, year, r)
         df = conform(df, table)
         if table.by_year:
             df = df.drop("year")
-        target = self.path(table, year)
-        private = table.zone == Zone.RESTRICTED
-        write_atomic(df, target, private)
-        if private:
-            owner_only(target)
-        return target
+        mode = OWNER_ONLY_FILE if table.zone == Zone.RESTRICTED else None
+        return release.stage(self.path(table, year), lambda tmp: write_parquet(df, tmp), mode)
+
+    def recover(self) -> releases.Recovered:
+        """Finish or undo what writers killed in this warehouse left behind."""
+        return releases.sweep(self.root)
 
     def years(self, table: Table) -> list[int]:
         base = self.table_dir(table)
@@ -78,14 +103,5 @@ def conform(df: pl.DataFrame, table: Table) -> pl.DataFrame:
     return df.select(pl.col(c).cast(t) for c, t in table.schema.items())
 
 
-def write_atomic(df: pl.DataFrame, target: Path, private: bool = False) -> None:
-    """Beside the target, then renamed over it; `private` files are 0600 before the rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        df.write_parquet(tmp, compression=PARQUET_COMPRESSION, statistics=True)
-        if private:
-            os.chmod(tmp, OWNER_ONLY_FILE)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+def write_parquet(df: pl.DataFrame, path: Path) -> None:
+    df.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)

@@ -149,6 +149,12 @@ def run_all(
     linkage key is missing or weak (outside the demo) or not the warehouse's."""
     key = settings.validate_key()
     check_key_fingerprint(settings.warehouse_dir, key)
+    recovered = Warehouse(settings.warehouse_dir).recover()
+    if recovered:
+        echo(
+            f"recovered what a killed run left: {recovered.finished} file(s) released from "
+            f"its journal, {recovered.deleted} unreleased temporary file(s) deleted"
+        )
     steps = plan(years)
     summary = RunSummary(years=years)
     started = time.perf_counter()

@@ -292,3 +292,21 @@ def test_relinking_records_every_key_change_as_a_merge_or_split():
     assert {m["retired_key"], m["surviving_key"]} == {new["s1"], new["e1"]}
     assert back["s1"] == m["surviving_key"]
     assert set(looser.registry["person_key"]) == set(back.values())
+
+
+def test_a_rerun_keeps_the_review_queue_of_records_still_delivered() -> None:
+    from outcomes.link import kept_review
+
+    def review(pairs: list[tuple[str, str, float]]) -> pl.DataFrame:
+        a, b, w = zip(*pairs, strict=True) if pairs else ([], [], [])
+        return pl.DataFrame({"record_a": list(a), "record_b": list(b), "match_weight": list(w)})
+
+    links = pl.DataFrame({"source": ["spells", "services"], "org_id": ["A", "P"],
+                          "record_id": ["1", "9"]})  # fmt: skip
+    before = review([("spells/A/1", "wages/W/5", 3.0),  # still delivered: kept
+                     ("spells/A/2", "wages/W/6", 4.0),  # record 2 was re-delivered away
+                     ("services/P/9", "spells/A/1", 2.0)])  # found again now: the new row wins
+    found = review([("services/P/9", "spells/A/1", 2.5)])
+    kept = kept_review(before, found, links)
+    assert kept.rows() == [("services/P/9", "spells/A/1", 2.5), ("spells/A/1", "wages/W/5", 3.0)]
+    assert kept_review(before.clear(), found, links).rows() == found.rows()
