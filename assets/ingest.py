@@ -8,25 +8,18 @@ from assets.resources import OutcomesConfig, written
 from outcomes.schema import REFERENCE, SOURCES, reference_table
 from outcomes.validate import read_references
 
-_WHERE = {
-    "spells": "public/<agency_id>/spells_YYYY",
-    "wages": "public/<agency_id>/wages_YYYY",
-    "services": "nonprofit/<partner_id>/services_YYYY",
-    "client_surveys": "nonprofit/<partner_id>/surveys_YYYY",
-    "partnership_surveys": "partnership_surveys/surveys_YYYY",
-}
-
 landing = {
     name: dg.AssetSpec(
         key=f"landing_{name}",
-        description=f"Partner deliveries in the landing zone: {_WHERE[name]}.csv|parquet|xlsx "
+        description=f"Partner deliveries in the landing zone: {source.landing_path}"
+        ".csv|parquet|xlsx "
         "(a mapping.yaml beside them translates a partner's own format).",
         group_name="landing",
         partitions_def=yearly,
         owners=OWNERS,
         kinds={"csv", "parquet", "xlsx"},
     )
-    for name in SOURCES
+    for name, source in SOURCES.items()
 }
 landing_reference = dg.AssetSpec(
     key="landing_reference",

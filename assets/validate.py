@@ -25,6 +25,7 @@ from outcomes.schema import (
     reference_table,
     staged_table,
 )
+from outcomes.suites import in_org
 from outcomes.validate import (
     QuarantineThresholdError,
     StagedFile,
@@ -36,36 +37,44 @@ from outcomes.warehouse import Warehouse
 ZERO_PADDED = "zero_padded"  # metadata: number cells of ssn, zip, county_fips padded
 
 
-def suite_parameters(source: Source, year: int, wh: Warehouse, org_id: str) -> dict:
-    """The suites' parameters for one file, from the reference tables and the services
-    the warehouse holds."""
-    reference = wh.read(reference_table("counties")).get_column("county_fips").to_list()
-    return validate.suite_parameters(
-        source, year, county_fips=reference,
-        partnership_ids=(
-            wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
-            if source.name == "partnership_surveys" else None
-        ),
-        known_clients=(
-            known_clients(wh, org_id, year) if source.name == "client_surveys" else None
-        ),
-    )  # fmt: skip
+class YearParameters:
+    """The suites' parameters for one source and year, computed once: from the reference
+    tables and, for client surveys, the clients each partner's services made known."""
+
+    def __init__(self, source: Source, year: int, wh: Warehouse):
+        self.clients = known_clients(wh, year) if source.name == "client_surveys" else {}
+        self.base = validate.suite_parameters(
+            source, year,
+            county_fips=wh.read(reference_table("counties")).get_column("county_fips").to_list(),
+            partnership_ids=(
+                wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
+                if source.name == "partnership_surveys" else None
+            ),
+        )  # fmt: skip
+
+    def of_file(self, org_id: str) -> dict:
+        """One partner's file: its own clients."""
+        return self.base | ({"known_clients": self.clients.get(org_id, [])} if self.clients
+                            else {})  # fmt: skip
+
+    def of_year(self) -> dict:
+        """Every file of the year at once: a client is its partner's (suites.in_org)."""
+        scoped = [in_org(org, c) for org, ids in self.clients.items() for c in ids]
+        return self.base | ({"known_clients": scoped} if self.clients else {})
 
 
-def known_clients(wh: Warehouse, org_id: str, year: int) -> list[str]:
-    """Client ids in any row of the partner's services files of `year` or earlier, even
-    a row quarantined for another reason (a bad county must not lose the surveys)."""
+def known_clients(wh: Warehouse, year: int) -> dict[str, list[str]]:
+    """Per partner, the client ids in any row of its services files of `year` or earlier,
+    even a row quarantined for another reason (a bad county must not lose the surveys)."""
     services = SOURCES["services"]
     years = range(0, year + 1)
-    of_org = pl.col("org_id") == org_id
-    staged = wh.scan(staged_table(services), years).filter(of_org).select("client_id")
-    rejected = (
-        wh.scan(quarantine_part(services), years)
-        .filter(of_org)
-        .select(client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars())
+    staged = wh.scan(staged_table(services), years).select("org_id", "client_id")
+    rejected = wh.scan(quarantine_part(services), years).select(
+        "org_id", client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars()
     )
-    ids = pl.concat([staged, rejected]).drop_nulls().unique().sort("client_id")
-    return ids.collect().to_series().to_list()
+    ids = pl.concat([staged, rejected]).drop_nulls().unique().sort("org_id", "client_id")
+    per_org = ids.group_by("org_id", maintain_order=True).agg("client_id").collect()
+    return dict(per_org.iter_rows())
 
 
 def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> dict:
@@ -90,10 +99,10 @@ def stage_year(
     files = [f for f in discover(s.landing_dir) if f.source is source and f.year == year]
     results, errors = [], []
     padded: dict[str, int] = {}  # number cells given back their leading zeros, per column
+    params = YearParameters(source, year, wh)
     for f in files:
         try:
-            params = suite_parameters(source, year, wh, f.org_id)
-            text, result = stage_file(f, params, s.caps)
+            text, result = stage_file(f, params.of_file(f.org_id), s.caps)
             check_threshold(result, f.relative, s.max_share(source.name))
             results.append((f, result))
             for column, n in text.zero_padded.items():

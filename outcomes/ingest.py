@@ -26,11 +26,9 @@ from outcomes.schema import REFERENCE, SOURCES, Source
 
 EXTENSIONS = ("csv", "parquet", "xlsx")
 LINE = "line"  # 1-based among data rows, the header not counted
-_FILE_RE = re.compile(
-    r"^(?:(?P<folder>public|nonprofit)/(?P<org>[^/]+)/(?P<stem>spells|wages|services|surveys)"
-    r"|(?P<psfolder>partnership_surveys)/(?P<psstem>surveys))_(?P<year>\d{4})\.(?P<ext>csv|parquet|xlsx)$",
-    re.IGNORECASE,
-)
+# contract section 1's file names: <folder>/<org>/<stem>_YYYY.<ext>, or <folder>/<stem>_YYYY.<ext>
+_FILE_RE = re.compile(r"^(?P<path>.+?)_(?P<year>\d{4})\.(?P<ext>csv|parquet|xlsx)$", re.IGNORECASE)
+_SOURCE_AT = {(s.folder, s.stem, s.per_org): s for s in SOURCES.values()}
 
 
 class LandingError(Exception):
@@ -140,12 +138,14 @@ class LandingFile:
         return (Path(self.relative).parent / "mapping.yaml").as_posix()
 
 
-def _source_of(folder: str, stem: str) -> Source:
-    if folder == "partnership_surveys":
-        return SOURCES["partnership_surveys"]
-    if folder == "nonprofit":
-        return SOURCES["client_surveys" if stem == "surveys" else "services"]
-    return SOURCES[stem]
+def _source_of(path: str) -> tuple[Source, str] | None:
+    """The source and organisation of a file's path before `_YYYY.<ext>`, if it is one of
+    the contract's (`Source.folder`, `stem`, `per_org`)."""
+    parts = path.split("/")
+    if len(parts) not in (2, 3):
+        return None
+    source = _SOURCE_AT.get((parts[0].lower(), parts[-1].lower(), len(parts) == 3))
+    return (source, parts[1] if len(parts) == 3 else "") if source else None
 
 
 def _regular_files(root: Path) -> list[tuple[Path, str]]:
@@ -174,14 +174,11 @@ def discover(landing_dir: Path) -> list[LandingFile]:
     found: dict[tuple[str, str, int], LandingFile] = {}
     for p, rel in _regular_files(landing_dir.resolve()):
         m = _FILE_RE.match(rel)
-        if not m:
-            continue
-        folder = (m["folder"] or m["psfolder"]).lower()
-        stem = (m["stem"] or m["psstem"]).lower()
-        source = _source_of(folder, stem)
-        if (folder == "public") != (source.folder == "public"):
+        found_at = _source_of(m["path"]) if m else None
+        if m is None or found_at is None:
             continue  # e.g. public/x/surveys_2020.csv is not a contract file
-        lf = LandingFile(source, m["org"] or "", int(m["year"]), p, rel)
+        source, org = found_at
+        lf = LandingFile(source, org, int(m["year"]), p, rel)
         slot = (source.name, lf.org_id, lf.year)
         if slot in found:
             raise LandingError(

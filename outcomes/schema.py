@@ -20,6 +20,17 @@ class Zone(StrEnum):
     PUBLISHED = "published"  # aggregates that passed disclosure control
 
 
+# code lists: the values a coded column may hold (suites and contract are checked against them)
+PROGRAMS = {
+    "spells": ("SNAP", "TANF", "MEDICAID", "FOSTER_CARE"),
+    "services": ("HOUSING", "WORKFORCE", "FAMILY_SUPPORT", "BEHAVIORAL_HEALTH", "FOOD"),
+}
+SEXES = ("F", "M", "X", "U")
+EXIT_REASONS = ("COMPLETED", "DROPPED", "REFERRED", "OTHER")
+WAVES = ("BASELINE", "FOLLOWUP_6M", "FOLLOWUP_12M")
+ROLES = ("AGENCY", "NONPROFIT")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -27,6 +38,7 @@ class Column:
     required: bool = False
     identifier: bool = False  # never leaves the restricted zone
     digits: int | None = None  # a code of this many digits: a number cell gets its zeros back
+    codes: tuple[str, ...] = ()  # the values it may hold, when it is a code
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,6 @@ class Source:
     id_column: str  # unique within a file
     columns: tuple[Column, ...]
     per_org: bool = True  # files live under <folder>/<org_id>/
-    # columns whose values a partner's mapping.yaml may recode
-    coded: tuple[str, ...] = field(default=())
 
     @property
     def column_names(self) -> list[str]:
@@ -49,6 +59,16 @@ class Source:
     @property
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    @property
+    def landing_path(self) -> str:
+        """Where its files are, as contract section 1 writes it (without the extension)."""
+        org = {"public": "<agency_id>/", "nonprofit": "<partner_id>/"}.get(self.folder, "")
+        return f"{self.folder}/{org}{self.stem}_YYYY"
+
+    @property
+    def codes(self) -> dict[str, tuple[str, ...]]:
+        return {c.name: c.codes for c in self.columns if c.codes}
 
     @property
     def digits(self) -> dict[str, int]:
@@ -66,18 +86,17 @@ SPELLS = Source(
     folder="public",
     stem="spells",
     id_column="record_id",
-    coded=("program", "sex"),
     columns=(
         Column("record_id", S, required=True, identifier=True),
         Column("person_id", S, required=True, identifier=True),
         Column("first_name", S, required=True, identifier=True),
         Column("last_name", S, required=True, identifier=True),
         Column("birth_date", D, required=True, identifier=True),
-        Column("sex", S, required=True),
+        Column("sex", S, required=True, codes=SEXES),
         Column("ssn", S, identifier=True, digits=9),
         Column("zip", S, identifier=True, digits=5),
         Column("county_fips", S, required=True, digits=5),
-        Column("program", S, required=True),
+        Column("program", S, required=True, codes=PROGRAMS["spells"]),
         Column("start_date", D, required=True),
         Column("end_date", D),
         Column("monthly_benefit", F),
@@ -106,21 +125,20 @@ SERVICES = Source(
     folder="nonprofit",
     stem="services",
     id_column="record_id",
-    coded=("program", "sex", "exit_reason"),
     columns=(
         Column("record_id", S, required=True, identifier=True),
         Column("client_id", S, required=True, identifier=True),
         Column("first_name", S, required=True, identifier=True),
         Column("last_name", S, required=True, identifier=True),
         Column("birth_date", D, identifier=True),
-        Column("sex", S),
+        Column("sex", S, codes=SEXES),
         Column("ssn", S, identifier=True, digits=9),
         Column("zip", S, identifier=True, digits=5),
         Column("county_fips", S, required=True, digits=5),
-        Column("program", S, required=True),
+        Column("program", S, required=True, codes=PROGRAMS["services"]),
         Column("enroll_date", D, required=True),
         Column("exit_date", D),
-        Column("exit_reason", S),
+        Column("exit_reason", S, codes=EXIT_REASONS),
         Column("household_size", INT),
     ),
 )
@@ -130,12 +148,11 @@ CLIENT_SURVEYS = Source(
     folder="nonprofit",
     stem="surveys",
     id_column="response_id",
-    coded=("wave",),
     columns=(
         Column("response_id", S, required=True, identifier=True),
         Column("client_id", S, required=True, identifier=True),
         Column("survey_date", D, required=True),
-        Column("wave", S, required=True),
+        Column("wave", S, required=True, codes=WAVES),
         Column("housing_stable", B),
         Column("food_secure", B),
         Column("employed", B),
@@ -161,7 +178,7 @@ PARTNERSHIP_SURVEYS = Source(
     columns=(
         Column("response_id", S, required=True),
         Column("partnership_id", S, required=True),
-        Column("respondent_role", S, required=True),
+        Column("respondent_role", S, required=True, codes=ROLES),
         *(Column(a, INT) for a in ACCELERANTS),
     ),
 )
@@ -187,14 +204,6 @@ REFERENCE: dict[str, dict[str, pl.DataType]] = {
     "partnerships": PARTNERSHIPS,
 }
 
-PROGRAMS = {
-    "spells": ("SNAP", "TANF", "MEDICAID", "FOSTER_CARE"),
-    "services": ("HOUSING", "WORKFORCE", "FAMILY_SUPPORT", "BEHAVIORAL_HEALTH", "FOOD"),
-}
-SEXES = ("F", "M", "X", "U")
-EXIT_REASONS = ("COMPLETED", "DROPPED", "REFERRED", "OTHER")
-WAVES = ("BASELINE", "FOLLOWUP_6M", "FOLLOWUP_12M")
-ROLES = ("AGENCY", "NONPROFIT")
 AGE_GROUPS = ("0-17", "18-64", "65+")
 AGE_BANDS = ("0-17", "18-24", "25-44", "45-64", "65+")
 ALL_COUNTIES = "ALL"

@@ -110,6 +110,28 @@ def gx_parameters(params: dict[str, Any]) -> dict[str, Any]:
 
 UNIQUE = "expect_column_values_to_be_unique"
 HASHED = "{}__hash"  # GX checks uniqueness on this twin of the column
+# parameters whose values belong to one organisation (a partner's own client ids): GX
+# checks a whole source-year at once on the twin IN_ORG, org_id and the value joined
+ORG_SCOPED = {"known_clients"}
+IN_ORG = "{}__in_org"
+ORG_SEP = "\x1f"
+
+
+def in_org(org_id: str, value: str) -> str:
+    return f"{org_id}{ORG_SEP}{value}"
+
+
+def in_org_expr(column: str) -> pl.Expr:
+    return pl.concat_str([pl.col("org_id"), pl.col(column)], separator=ORG_SEP)
+
+
+def org_scoped_columns(suite: dict[str, Any]) -> set[str]:
+    """Columns whose value set is an organisation's own ($PARAMETER in ORG_SCOPED)."""
+    return {
+        e["kwargs"]["column"]
+        for e in suite["expectations"]
+        if isinstance(v := e["kwargs"].get("value_set"), dict) and v.get("$PARAMETER") in ORG_SCOPED
+    }
 
 
 def unique_columns(suite: dict[str, Any]) -> set[str]:
@@ -124,8 +146,9 @@ def gx_frame(df: pl.DataFrame, suite: dict[str, Any]):  # -> pandas.DataFrame
     """The pandas frame GX reads, in the representations its pandas engine is fast on.
 
     Dates become datetime64 (GX compares date objects row by row in Python), floats
-    plain numpy, text pandas' own Arrow strings. Uniqueness is checked on a 64-bit
-    hash of the column (HASHED): equal ids have equal hashes, so no duplicate can
+    plain numpy, text pandas' own Arrow strings. Uniqueness (in a file: one per
+    organisation in a source-year) is checked on a 64-bit hash of org_id and the
+    column (HASHED): equal ids have equal hashes, so no duplicate can
     pass, and a collision could only fail the check, never hide a duplicate;
     pandas finds duplicates among integers several times faster than among text.
     """
@@ -134,10 +157,15 @@ def gx_frame(df: pl.DataFrame, suite: dict[str, Any]):  # -> pandas.DataFrame
     present = [c for c in suite_columns(suite) if c in df.columns]
     regex = regex_columns(suite)
     pdf = pd.DataFrame(index=pd.RangeIndex(df.height))
+    for c in org_scoped_columns(suite) & set(present):
+        scoped = df.select(in_org_expr(c)).to_series()
+        pdf[IN_ORG.format(c)] = scoped.to_pandas(use_pyarrow_extension_array=True)
     for c in unique_columns(suite) & set(present):
+        # unique in its file: a source-year holds one file per organisation
         col = df.get_column(c)
+        scoped = df.select(in_org_expr(c)).to_series() if "org_id" in df.columns else col
         hashed = pl.select(
-            pl.when(col.is_not_null()).then(col.hash(seed=0).reinterpret(signed=True))
+            pl.when(col.is_not_null()).then(scoped.hash(seed=0).reinterpret(signed=True))
         ).to_series()
         pdf[HASHED.format(c)] = hashed.to_pandas(use_pyarrow_extension_array=hashed.has_nulls())
     for c in present:
@@ -219,6 +247,8 @@ def _gx_suite(gx, name: str, suite: dict[str, Any], dtypes: dict[str, pl.DataTyp
         kwargs = _gx_kwargs(e["kwargs"], dtypes)
         if e["type"] == UNIQUE:
             kwargs["column"] = HASHED.format(kwargs["column"])
+        elif kwargs.get("column") in org_scoped_columns(suite):
+            kwargs["column"] = IN_ORG.format(kwargs["column"])
         out.add_expectation_configuration(
             ExpectationConfiguration(type=e["type"], kwargs=kwargs, meta=e.get("meta"))
         )
@@ -297,7 +327,7 @@ def _outcome(r: Any) -> ExpectationOutcome:
         expectation=cfg.type,
         column=(
             kwargs.get("column") or f"{kwargs.get('column_A')}, {kwargs.get('column_B')}"
-        ).removesuffix(HASHED.format("")),
+        ).removesuffix(HASHED.format("")).removesuffix(IN_ORG.format("")),
         success=bool(r.success) and not raised,
         error=_raised(r.exception_info) if raised else None,
     )

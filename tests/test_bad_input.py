@@ -786,3 +786,24 @@ def test_caps_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("OUTCOMES_MAX_SHEET_ROWS", "5")
     assert LandingCaps.from_env() == LandingCaps(sheet_rows=5)
+
+
+def test_discover_takes_the_contract_file_names_and_nothing_else(tmp_path: Path) -> None:
+    names = {
+        "public/DHS/spells_2020.csv": ("spells", "DHS", 2020),
+        "public/DOL/Wages_2021.PARQUET": ("wages", "DOL", 2021),  # folder and stem any case
+        "nonprofit/p.1/services_2019.xlsx": ("services", "p.1", 2019),
+        "nonprofit/P1/surveys_2019.csv": ("client_surveys", "P1", 2019),
+        "partnership_surveys/surveys_2022.csv": ("partnership_surveys", "", 2022),
+        "public/DHS/surveys_2020.csv": None,  # no public surveys
+        "nonprofit/services_2020.csv": None,  # no partner folder
+        "partnership_surveys/x/surveys_2020.csv": None,  # no organisation there
+        "public/DHS/spells_2020.json": None,
+        "public/DHS/old/spells_2020.csv": None,
+        "reference/counties.csv": None,
+    }
+    for rel in names:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("record_id\n")
+    found = {f.relative: (f.source.name, f.org_id, f.year) for f in discover(tmp_path)}
+    assert found == {rel: what for rel, what in names.items() if what}

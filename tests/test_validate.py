@@ -155,5 +155,5 @@ def test_a_client_is_known_from_a_quarantined_enrollment_too(tmp_path):
     bad_county = ['{"client_id": " C9 ", "county_fips": "99999"}', '{"client_id": "C7"}']
     quarantined = {"org_id": ["cbo", "other"], "raw": bad_county, "year": [2015, 2015]}
     wh.write(quarantine_part(services), rows(QUARANTINE, quarantined), 2015)
-    assert known_clients(wh, "cbo", 2014) == ["C1"]  # a later year's rows do not count
-    assert known_clients(wh, "cbo", 2015) == ["C1", "C9"]
+    assert known_clients(wh, 2014) == {"cbo": ["C1"]}  # a later year's rows do not count
+    assert known_clients(wh, 2015) == {"cbo": ["C1", "C9"], "other": ["C7"]}
