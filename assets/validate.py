@@ -42,7 +42,8 @@ class YearParameters:
     tables and, for client surveys, the clients each partner's services made known."""
 
     def __init__(self, source: Source, year: int, wh: Warehouse):
-        self.clients = known_clients(wh, year) if source.name == "client_surveys" else {}
+        self.per_partner = source.name == "client_surveys"  # the one per-partner parameter
+        self.clients = known_clients(wh, year) if self.per_partner else {}
         self.base = validate.suite_parameters(
             source, year,
             county_fips=wh.read(reference_table("counties")).get_column("county_fips").to_list(),
@@ -54,13 +55,16 @@ class YearParameters:
 
     def of_file(self, org_id: str) -> dict:
         """One partner's file: its own clients."""
-        return self.base | ({"known_clients": self.clients.get(org_id, [])} if self.clients
-                            else {})  # fmt: skip
+        if not self.per_partner:
+            return self.base
+        return self.base | {"known_clients": self.clients.get(org_id, [])}
 
     def of_year(self) -> dict:
         """Every file of the year at once: a client is its partner's (suites.in_org)."""
+        if not self.per_partner:
+            return self.base
         scoped = [in_org(org, c) for org, ids in self.clients.items() for c in ids]
-        return self.base | ({"known_clients": scoped} if self.clients else {})
+        return self.base | {"known_clients": scoped}
 
 
 def known_clients(wh: Warehouse, year: int) -> dict[str, list[str]]:
@@ -190,8 +194,9 @@ def _combine_parts(
     context: dg.AssetExecutionContext, table: Table, part: Callable[[Source], Table], wh: Warehouse
 ) -> tuple[int, str]:
     year = partition_year(context)
-    df = pl.concat([wh.read(part(s), [year]) for s in SOURCES.values()], how="vertical_relaxed")
     with step_release(context, wh, [table]) as release:
+        df = pl.concat([wh.read(part(s), [year]) for s in SOURCES.values()],
+                       how="vertical_relaxed")  # fmt: skip
         path = wh.write(table, df, year, release)
     return df.height, str(path)
 

@@ -243,11 +243,12 @@ def _gx_suite(gx, name: str, suite: dict[str, Any], dtypes: dict[str, pl.DataTyp
     )
 
     out = gx.ExpectationSuite(name=name, meta={"notes": suite.get("meta", {}).get("notes")})
+    scoped = org_scoped_columns(suite)
     for e in suite["expectations"]:
         kwargs = _gx_kwargs(e["kwargs"], dtypes)
         if e["type"] == UNIQUE:
             kwargs["column"] = HASHED.format(kwargs["column"])
-        elif kwargs.get("column") in org_scoped_columns(suite):
+        elif kwargs.get("column") in scoped:
             kwargs["column"] = IN_ORG.format(kwargs["column"])
         out.add_expectation_configuration(
             ExpectationConfiguration(type=e["type"], kwargs=kwargs, meta=e.get("meta"))

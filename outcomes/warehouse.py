@@ -16,7 +16,6 @@ import polars as pl
 
 from outcomes import release as releases
 from outcomes.config import PARQUET_COMPRESSION
-from outcomes.release import Release
 from outcomes.schema import Table, Zone
 from outcomes.zones import OWNER_ONLY_FILE, owner_only
 
@@ -42,7 +41,7 @@ class Warehouse:
     @contextlib.contextmanager
     def release(
         self, label: str, targets: Iterable[tuple[Table, int | None]], wait: float | None = None
-    ) -> Iterator[Release]:
+    ) -> Iterator[releases.Release]:
         """Lock the partitions a step writes; `write(..., release=r)` inside the block, and
         every file appears when it ends (none if it raises)."""
         targets = list(targets)
@@ -54,7 +53,7 @@ class Warehouse:
 
     def write(
         self, table: Table, df: pl.DataFrame, year: int | None = None,
-        release: Release | None = None,
+        release: releases.Release | None = None,
     ) -> Path:  # fmt: skip
         """Write one partition (or the whole unpartitioned table): in `release`, or alone."""
         if release is None:
