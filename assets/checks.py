@@ -14,6 +14,7 @@ Metadata carries counts, rule names and line numbers only: never a value.
 """
 
 import warnings
+from collections.abc import Sequence
 
 import dagster as dg
 import polars as pl
@@ -21,16 +22,26 @@ import polars as pl
 from assets.common import materialized
 from assets.partitions import yearly
 from assets.resources import OutcomesConfig
-from assets.validate import ZERO_PADDED, YearParameters
+from assets.validate import (
+    FILES,
+    QUARANTINE_BY_FILE,
+    QUARANTINE_LIMIT,
+    WORST_FILE_SHARE,
+    ZERO_PADDED,
+    YearParameters,
+    clients_by_partner,
+)
 from outcomes.charts import markdown_rows
 from outcomes.ingest import LandingError, discover, read_header
 from outcomes.schema import (
+    KNOWN_CLIENTS,
+    LOAD_LEDGER,
+    QUARANTINE,
     REFERENCE,
     SOURCES,
     Source,
+    Table,
     Zone,
-    ledger_part,
-    quarantine_part,
     reference_table,
     staged_table,
 )
@@ -93,40 +104,67 @@ def _suite_metadata(
     return meta
 
 
-def _staged_check(source: Source, name: str, description: str, blocking: bool = True):
-    """A check on one staged source, partitioned by year like its asset."""
-    return dg.asset_check(
-        asset=staged_table(source).name,
-        name=name,
-        blocking=blocking,
-        partitions_def=yearly,
-        description=description,
-    )
+def _staged_check(source: Source, name: str, description: str, *, blocking: bool = True,
+                  ins: Sequence[Table] = ()):  # fmt: skip
+    """A check on one staged source, partitioned by year like its asset. The check gets
+    the staged partition as `staged` and each of `ins` (the same year) by its name."""
+    staged = staged_table(source).name
+    return dg.multi_asset_check(
+        name=f"{staged}_{name}",
+        specs=[dg.AssetCheckSpec(name, asset=staged, blocking=blocking, partitions_def=yearly,
+                                 description=description,
+                                 additional_deps=[t.name for t in ins])],
+        ins={"staged": dg.AssetIn(staged), **{t.name: dg.AssetIn(t.name) for t in ins}},
+    )  # fmt: skip
+
+
+def _suite_result(
+    source: Source, context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig,
+    staged: pl.LazyFrame, counties: pl.LazyFrame, partnerships: pl.LazyFrame,
+    quarantine: pl.LazyFrame, known: pl.LazyFrame | None = None,
+) -> dg.AssetCheckResult:  # fmt: skip
+    year = int(context.partition_key)
+    rows = staged.collect()
+    clients = clients_by_partner(known.collect()) if known is not None else None
+    params = YearParameters(source, year, counties, partnerships, clients)
+    # one GX batch for the source-year: its fixed cost is paid once, not per file
+    batches = {f"{source.name} {year}": (rows, params.of_year())} if rows.height else {}
+    docs = data_docs_dir(outcomes.warehouse, source)
+    results = run_suite(source.name, batches, source.dtypes, docs) if batches else {}
+    meta = _suite_metadata(results, rows, quarantine.filter(pl.col("source") == source.name)
+                           .collect())  # fmt: skip
+    if results:
+        meta["data_docs"] = dg.MetadataValue.path(str(docs / "index.html"))
+    return dg.AssetCheckResult(passed=all(r.success for r in results.values()), metadata=meta)
 
 
 def suite_check(source: Source) -> dg.AssetChecksDefinition:
-    table = staged_table(source)
-
-    @_staged_check(
+    per_partner = source.name == "client_surveys"  # its clients: those its services made known
+    decorate = _staged_check(
         source,
         SUITE,
         f"Great Expectations runs expectations/{source.name}.json over every "
         "staged file; every expectation must pass. Data Docs in the restricted zone.",
-    )
-    def _suite(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig):
-        year = int(context.partition_key)
-        wh = outcomes.warehouse
-        staged = wh.read(table, [year])
-        # one GX batch for the source-year: its fixed cost is paid once, not per file
-        batch = (staged, YearParameters(source, year, wh).of_year())
-        batches = {f"{source.name} {year}": batch} if staged.height else {}
-        docs = data_docs_dir(wh, source)
-        results = run_suite(source.name, batches, source.dtypes, docs) if batches else {}
-        quarantine = wh.read(quarantine_part(source), [year])
-        meta = _suite_metadata(results, staged, quarantine)
-        if results:
-            meta["data_docs"] = dg.MetadataValue.path(str(docs / "index.html"))
-        return dg.AssetCheckResult(passed=all(r.success for r in results.values()), metadata=meta)
+        ins=[reference_table("counties"), reference_table("partnerships"), QUARANTINE,
+             *([KNOWN_CLIENTS] if per_partner else [])],
+    )  # fmt: skip
+    if per_partner:
+        @decorate
+        def _partner_suite(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig,
+                           staged: pl.LazyFrame, counties: pl.LazyFrame,
+                           partnerships: pl.LazyFrame, quarantine: pl.LazyFrame,
+                           known_clients: pl.LazyFrame):  # fmt: skip
+            yield _suite_result(source, context, outcomes, staged, counties, partnerships,
+                                quarantine, known_clients)  # fmt: skip
+
+        return _partner_suite
+
+    @decorate
+    def _suite(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig,
+               staged: pl.LazyFrame, counties: pl.LazyFrame, partnerships: pl.LazyFrame,
+               quarantine: pl.LazyFrame):  # fmt: skip
+        yield _suite_result(source, context, outcomes, staged, counties, partnerships,
+                            quarantine)  # fmt: skip
 
     return _suite
 
@@ -136,55 +174,48 @@ def quarantine_rate_check(source: Source) -> dg.AssetChecksDefinition:
         source,
         QUARANTINE_RATE,
         "No file quarantined more than its share of rows "
-        "(OUTCOMES_MAX_QUARANTINE_SHARE, or _<SOURCE> for one source).",
+        "(OUTCOMES_MAX_QUARANTINE_SHARE, or _<SOURCE> for one source): what staging "
+        "decided, reported.",
     )
-    def _rate(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig):
-        year = int(context.partition_key)
-        limit = outcomes.settings.max_share(source.name)
-        ledger = outcomes.warehouse.read(ledger_part(source), [year]).with_columns(
-            (pl.col("rows_quarantined") / pl.col("rows_read")).fill_nan(0).alias("share")
-        )
-        worst = float(ledger["share"].max() or 0.0)
-        return dg.AssetCheckResult(
-            passed=worst <= limit,
+    def _rate(context: dg.AssetCheckExecutionContext, staged: pl.LazyFrame):
+        # staging applied the limit to each file and recorded it: nothing is decided twice
+        decided = materialized(context.instance, staged_table(source).name,
+                               context.partition_key)  # fmt: skip
+        limit, worst = decided.get(QUARANTINE_LIMIT), decided.get(WORST_FILE_SHARE)
+        yield dg.AssetCheckResult(
+            passed=limit is not None and worst is not None and worst <= limit,
             metadata={
-                "limit": limit,
-                "worst_file_share": worst,
-                "files": _md_table(
-                    ["file", "rows read", "quarantined", "share"],
-                    [
-                        [r["file"], r["rows_read"], r["rows_quarantined"], f"{r['share']:.2%}"]
-                        for r in ledger.iter_rows(named=True)
-                    ],
-                ),
+                "limit": limit, "worst_file_share": worst,
+                FILES: dg.MetadataValue.md(str(decided.get(QUARANTINE_BY_FILE, ""))),
             },
-        )
+        )  # fmt: skip
 
     return _rate
 
 
 def nothing_lost_check(source: Source) -> dg.AssetChecksDefinition:
-    table = staged_table(source)
-
     @_staged_check(
         source,
         NOTHING_LOST,
         "For every file: rows read = staged + quarantined + duplicates "
         "collapsed, and the staged and quarantine tables hold exactly those rows.",
+        ins=[QUARANTINE, LOAD_LEDGER],
     )
-    def _lost(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig):
-        year = int(context.partition_key)
-        wh = outcomes.warehouse
+    def _lost(context: dg.AssetCheckExecutionContext, staged: pl.LazyFrame,
+              quarantine: pl.LazyFrame, load_ledger: pl.LazyFrame):  # fmt: skip
+        mine = pl.col("source") == source.name
         on_disk = [
-            wh.read(t, [year]).group_by("file").agg(pl.len().alias(name))
-            for t, name in ((table, "staged_on_disk"), (quarantine_part(source), "q_on_disk"))
-        ]
-        ledger = wh.read(ledger_part(source), [year])
+            frame.group_by("file").agg(pl.len().alias(name)).collect()
+            for frame, name in ((staged, "staged_on_disk"),
+                                (quarantine.filter(mine), "q_on_disk"))
+        ]  # fmt: skip
+        ledger = load_ledger.filter(mine).collect()
         for counts in on_disk:
             ledger = ledger.join(counts, on="file", how="left")
         ledger = ledger.with_columns(pl.col("staged_on_disk", "q_on_disk").fill_null(0))
         # staging counts the number cells it padded (not a ledger column in the contract)
-        staged = materialized(context.instance, table.name, context.partition_key)
+        decided = materialized(context.instance, staged_table(source).name,
+                               context.partition_key)  # fmt: skip
         broken = ledger.filter(
             (
                 pl.col("rows_read")
@@ -195,7 +226,7 @@ def nothing_lost_check(source: Source) -> dg.AssetChecksDefinition:
             | (pl.col("rows_staged") != pl.col("staged_on_disk"))
             | (pl.col("rows_quarantined") != pl.col("q_on_disk"))
         )
-        return dg.AssetCheckResult(
+        yield dg.AssetCheckResult(
             passed=broken.is_empty(),
             metadata={
                 "files": ledger.height,
@@ -204,7 +235,7 @@ def nothing_lost_check(source: Source) -> dg.AssetChecksDefinition:
                 "rows_quarantined": int(ledger["rows_quarantined"].sum()),
                 "duplicates_collapsed": int(ledger["duplicates_collapsed"].sum()),
                 "files_out_of_balance": broken.get_column("file").to_list(),
-                **{k: v for k, v in staged.items() if k.startswith(ZERO_PADDED)},
+                **{k: v for k, v in decided.items() if k.startswith(ZERO_PADDED)},
             },
         )
 
@@ -219,7 +250,8 @@ def columns_check(source: Source) -> dg.AssetChecksDefinition:
         "delivery of the year before (a changed export can break a mapping).",
         blocking=False,
     )
-    def _columns(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig):
+    def _columns(context: dg.AssetCheckExecutionContext, outcomes: OutcomesConfig,
+                 staged: pl.LazyFrame):  # fmt: skip
         year = int(context.partition_key)
         files = {
             (f.org_id, f.year): f
@@ -244,7 +276,7 @@ def columns_check(source: Source) -> dg.AssetChecksDefinition:
                         ", ".join(sorted(then - now)) or "-",
                     ]
                 )
-        return dg.AssetCheckResult(
+        yield dg.AssetCheckResult(
             passed=not changes,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
@@ -263,26 +295,42 @@ staged_checks = [
 ]
 
 
-def reference_suite_check(name: str) -> dg.AssetChecksDefinition:
-    table = reference_table(name)
-
-    @dg.asset_check(
-        asset=name,
-        name=SUITE,
-        blocking=True,
-        description=f"Great Expectations runs expectations/{name}.json over the reference table.",
+def _reference_result(name: str, reference: pl.LazyFrame, counties: pl.LazyFrame):
+    rows = reference.collect()
+    fips = counties.select("county_fips").collect().to_series().to_list()
+    result = run_suite(name, {name: (rows, {"county_fips": fips})}, reference_table(name).schema)
+    return dg.AssetCheckResult(
+        passed=result[name].success,
+        metadata={
+            "rows_validated": result[name].rows,
+            "failed_expectations": [o.rule for o in result[name].failed],
+        },
     )
-    def _suite(outcomes: OutcomesConfig):
-        wh = outcomes.warehouse
-        counties = wh.read(reference_table("counties")).get_column("county_fips").to_list()
-        result = run_suite(name, {name: (wh.read(table), {"county_fips": counties})}, table.schema)
-        return dg.AssetCheckResult(
-            passed=result[name].success,
-            metadata={
-                "rows_validated": result[name].rows,
-                "failed_expectations": [o.rule for o in result[name].failed],
-            },
-        )
+
+
+def reference_suite_check(name: str) -> dg.AssetChecksDefinition:
+    """The reference file's suite; its county lists are checked against the counties."""
+    of_counties = name == "counties"
+    decorate = dg.multi_asset_check(
+        name=f"{name}_{SUITE}",
+        specs=[dg.AssetCheckSpec(
+            SUITE, asset=name, blocking=True,
+            additional_deps=[] if of_counties else ["counties"],
+            description=f"Great Expectations runs expectations/{name}.json over the "
+            "reference table.",
+        )],
+        ins={"reference": dg.AssetIn(name), **({} if of_counties else {"counties": "counties"})},
+    )  # fmt: skip
+    if of_counties:
+        @decorate
+        def _counties(reference: pl.LazyFrame):
+            yield _reference_result(name, reference, reference)
+
+        return _counties
+
+    @decorate
+    def _suite(reference: pl.LazyFrame, counties: pl.LazyFrame):
+        yield _reference_result(name, reference, counties)
 
     return _suite
 

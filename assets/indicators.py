@@ -1,18 +1,18 @@
 """Indicators: published aggregates, after disclosure control, and the partnership views."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, step_release, table_asset, table_spec
-from assets.partitions import this_and_next_year, yearly, years_up_to
-from assets.resources import OutcomesConfig, written
+from assets.common import inputs, output, partition_year, step_release, table_asset, table_spec
+from assets.io import read_inputs
+from assets.partitions import earlier_years, this_and_next_year, yearly, years_up_to
+from assets.resources import OutcomesConfig
 from outcomes import views
 from outcomes.docs import data_dictionary, definition_markdown
 from outcomes.impact import MIN_COUNTIES, OVERALL, impact_by_stage_table, impact_table
-from outcomes.indicators import REGISTRY, LoadedYears, indicator_tables, input_files
+from outcomes.indicators import REGISTRY, LoadedYears, indicator_tables
 from outcomes.maturity import partnership_maturity as maturity_of
 from outcomes.provenance import code_version, indicator_provenance
 from outcomes.schema import (
@@ -31,18 +31,17 @@ from outcomes.schema import (
     PARTNERSHIP_SURVEYS,
     QUARTERLY_WAGES,
     Table,
-    reference_table,
     staged_table,
 )
 from outcomes.warehouse import Warehouse, conform
 
 
-def loaded_years(wh: Warehouse) -> LoadedYears:
+def loaded_years(ledger: pl.LazyFrame) -> LoadedYears:
     """The years with at least one file loaded, per source, from the load ledger."""
-    ledger = wh.read(LOAD_LEDGER).select("source", "year").unique()
+    loaded = ledger.select("source", "year").unique().collect()
 
     def of(source: str) -> frozenset[int]:
-        return frozenset(ledger.filter(pl.col("source") == source).get_column("year").to_list())
+        return frozenset(loaded.filter(pl.col("source") == source).get_column("year").to_list())
 
     return LoadedYears(
         spells=of("spells"), services=of("services"), wages=of("wages"),
@@ -50,24 +49,29 @@ def loaded_years(wh: Warehouse) -> LoadedYears:
     )  # fmt: skip
 
 
+def _definitions_inputs(
+    spells: pl.LazyFrame, wages: pl.LazyFrame, surveys: pl.LazyFrame,
+    population: pl.LazyFrame, counties: pl.LazyFrame, ledger: pl.DataFrame,
+) -> tuple:  # fmt: skip
+    """The asset's inputs in the order of `indicators.Inputs.of`."""
+    fips = counties.select("county_fips").collect().to_series().to_list()
+    return spells, wages, surveys, population, fips, loaded_years(ledger.lazy())
+
+
 def indicator_inputs(wh: Warehouse, year: int) -> tuple:
-    """What the indicators of `year` read: spells, wages, surveys, population, counties,
-    loaded years (the order of `indicators.Inputs.of`)."""
-    files = input_files(year)
-    return (
-        wh.scan(LINKED_SPELLS, files["spells"]["spells"]),
-        wh.scan(QUARTERLY_WAGES, files["wages"]["wages"]),
-        wh.scan(LINKED_SURVEYS, files["surveys"]["client_surveys"]),
-        wh.scan(reference_table("population")),
-        wh.read(reference_table("counties")).get_column("county_fips").to_list(),
-        loaded_years(wh),
-    )
+    """What the indicators of `year` read, as the asset gets it (for tests and benchmarks
+    that compute outside Dagster)."""
+    i = read_inputs(indicators, str(year), wh)
+    return _definitions_inputs(i["linked_spells"], i["quarterly_wages"],
+                               i["linked_client_surveys"], i["population"], i["counties"],
+                               i["load_ledger"].collect())  # fmt: skip
 
 
 def every_year(table: Table) -> dg.AssetDep:
     return dg.AssetDep(table.name, partition_mapping=dg.AllPartitionMapping())
 
 
+# the years each input covers are the definitions' (outcomes.indicators.input_files)
 _INDICATOR_INPUTS = [
     dg.AssetDep(LINKED_SPELLS.name, partition_mapping=years_up_to(1)),
     dg.AssetDep(QUARTERLY_WAGES.name, partition_mapping=this_and_next_year()),
@@ -76,6 +80,8 @@ _INDICATOR_INPUTS = [
     "counties",
     every_year(LOAD_LEDGER),
 ]
+# the trend charts in the UI show the years published before this one, and this one
+_PUBLISHED_BEFORE = dg.AssetDep(OUTCOME_INDICATORS.name, partition_mapping=earlier_years())
 
 
 DEFINITIONS = "\n\n".join(definition_markdown(i) for i in REGISTRY.values())
@@ -91,7 +97,7 @@ IMPACT_METHOD = (
     specs=[
         table_spec(INDICATOR_PANEL, "indicators", _INDICATOR_INPUTS),
         table_spec(
-            OUTCOME_INDICATORS, "indicators", [INDICATOR_PANEL.name],
+            OUTCOME_INDICATORS, "indicators", [INDICATOR_PANEL.name, _PUBLISHED_BEFORE],
             f"{OUTCOME_INDICATORS.description}\n\n{DEFINITIONS}",
         ),
         table_spec(OUTCOME_INDICATORS_BY_GROUP, "indicators", [INDICATOR_PANEL.name]),
@@ -99,32 +105,36 @@ IMPACT_METHOD = (
                                                         every_year(LOAD_LEDGER)]),
     ],
     partitions_def=yearly,
+    ins=inputs(*_INDICATOR_INPUTS) | {"published_before": dg.AssetIn(OUTCOME_INDICATORS.name)},
 )  # fmt: skip
-def indicators(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
+def indicators(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, linked_spells: pl.LazyFrame,
+    quarterly_wages: pl.LazyFrame, linked_client_surveys: pl.LazyFrame,
+    population: pl.LazyFrame, counties: pl.LazyFrame, load_ledger: pl.LazyFrame,
+    published_before: pl.LazyFrame,
+):  # fmt: skip
     """Every registered indicator for one year; published rows pass disclosure control,
     and the provenance of each records the files, code and run behind it."""
     year = partition_year(context)
-    wh, min_cell = outcomes.warehouse, outcomes.min_cell
-    tables = indicator_tables(year, *indicator_inputs(wh, year), min_cell)
+    min_cell = outcomes.min_cell
+    ledger = load_ledger.collect()
+    tables = indicator_tables(year, *_definitions_inputs(
+        linked_spells, quarterly_wages, linked_client_surveys, population, counties, ledger
+    ), min_cell)  # fmt: skip
     published = tables.outcome_indicators
-    # the charts show every year published so far, this one included: metadata for the
-    # UI, not an input of the table (so no dependency on other years)
-    shown = wh.read(OUTCOME_INDICATORS, [y for y in wh.years(OUTCOME_INDICATORS) if y != year])
-    trends = _trend_charts(pl.concat([shown, conform(published, OUTCOME_INDICATORS)]))
-    prov = indicator_provenance(wh.read(LOAD_LEDGER), year, context.run.run_id, code_version(),
+    shown = pl.concat([published_before.collect(), conform(published, OUTCOME_INDICATORS)])
+    prov = indicator_provenance(ledger, year, context.run.run_id, code_version(),
                                 dt.datetime.now(dt.UTC))  # fmt: skip
     by_group = tables.outcome_indicators_by_group
     out = [
         (INDICATOR_PANEL, tables.indicator_panel, {}),
-        (OUTCOME_INDICATORS, published, _suppressed(published, min_cell) | trends),
+        (OUTCOME_INDICATORS, published, _suppressed(published, min_cell) | _trend_charts(shown)),
         (OUTCOME_INDICATORS_BY_GROUP, by_group, _suppressed(by_group, min_cell)),
         (INDICATOR_PROVENANCE, prov,
          {"input_files": prov.select("file").n_unique(), "code_version": code_version()}),
     ]  # fmt: skip
-    with step_release(context, wh, [t for t, _, _ in out]) as release:
-        paths = [wh.write(t, df, year, release) for t, df, _ in out]
-    for (table, df, extra), path in zip(out, paths, strict=True):
-        yield written(table, df.height, path, **extra)
+    with step_release(context, outcomes.warehouse, [t for t, _, _ in out]):
+        yield from (output(t, df, **extra) for t, df, extra in out)
 
 
 def _suppressed(published: pl.DataFrame, min_cell: int) -> dict[str, int]:
@@ -139,29 +149,23 @@ def _trend_charts(published: pl.DataFrame) -> dict[str, dg.MetadataValue]:
 
 
 @table_asset(DATA_DICTIONARY, "docs")
-def data_dictionary_table(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig
-) -> dg.MaterializeResult:
+def data_dictionary_table(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Every analytic and published column with its meaning, from the table declarations
     (the same rows as docs/data_dictionary.md)."""
     df = data_dictionary()
-    wh = outcomes.warehouse
-    with step_release(context, wh, [DATA_DICTIONARY]) as release:
-        path = wh.write(DATA_DICTIONARY, df, release=release)
-    return written(DATA_DICTIONARY, df.height, path,
-                   tables=df.select("table").n_unique())  # fmt: skip
+    with step_release(context, outcomes.warehouse, [DATA_DICTIONARY]):
+        yield dg.Output(df, metadata={"tables": df.select("table").n_unique()})
 
 
-@table_asset(PARTNERSHIP_MATURITY, "partnerships", ["staged_partnership_surveys", "partnerships"])
+@table_asset(PARTNERSHIP_MATURITY, "partnerships",
+             ins=inputs(staged_table(PARTNERSHIP_SURVEYS).name))  # fmt: skip
 def partnership_maturity(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig
-) -> dg.MaterializeResult:
-    year = partition_year(context)
-    wh = outcomes.warehouse
-    df = maturity_of(wh.scan(staged_table(PARTNERSHIP_SURVEYS), [year]), year)
-    with step_release(context, wh, [PARTNERSHIP_MATURITY]) as release:
-        path = wh.write(PARTNERSHIP_MATURITY, df, year, release)
-    return written(PARTNERSHIP_MATURITY, df.height, path)
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig,
+    staged_partnership_surveys: pl.LazyFrame,
+):  # fmt: skip
+    df = maturity_of(staged_partnership_surveys, partition_year(context))
+    with step_release(context, outcomes.warehouse, [PARTNERSHIP_MATURITY]):
+        yield dg.Output(df)
 
 
 _IMPACT = ["partnerships", "counties"]  # and the cells of every year: published, or not
@@ -183,28 +187,31 @@ _IMPACT_OF = (
             "partnerships",
             [every_year(OUTCOME_INDICATORS), every_year(PARTNERSHIP_MATURITY), *_IMPACT],
         ),
-    ]
-)
-def partnership_impact(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
+    ],
+    ins=inputs(OUTCOME_INDICATORS.name, INDICATOR_PANEL.name, PARTNERSHIP_MATURITY.name,
+               *_IMPACT),
+)  # fmt: skip
+def partnership_impact(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig,
+    outcome_indicators: pl.LazyFrame, indicator_panel: pl.LazyFrame,
+    partnership_maturity: pl.LazyFrame, partnerships: pl.LazyFrame, counties: pl.LazyFrame,
+):  # fmt: skip
     """Callaway-Sant'Anna estimates per indicator over every loaded year: from the
     published cells, (restricted) from the panel before suppression, and by the
     Value Curve stage the partnerships had reached (descriptive)."""
-    wh = outcomes.warehouse
-    partnerships = wh.read(reference_table("partnerships"))
-    counties = wh.read(reference_table("counties")).get_column("county_fips").to_list()
-    out = [(table, impact_table(wh.read(cells), partnerships, counties))
-           for table, cells in _IMPACT_OF]  # fmt: skip
-    by_stage = impact_by_stage_table(
-        wh.read(OUTCOME_INDICATORS), partnerships, counties, wh.read(PARTNERSHIP_MATURITY)
-    )
-    out.append((PARTNERSHIP_IMPACT_BY_STAGE, by_stage))
-    with step_release(context, wh, [t for t, _ in out]) as release:
-        paths = [wh.write(t, df, release=release) for t, df in out]
-    for (table, df), path in zip(out, paths, strict=True):
-        yield _impact_written(table, df, path)
+    pships = partnerships.collect()
+    fips = counties.select("county_fips").collect().to_series().to_list()
+    published = outcome_indicators.collect()
+    cells = {OUTCOME_INDICATORS.name: published, INDICATOR_PANEL.name: indicator_panel.collect()}
+    out = [(table, impact_table(cells[c.name], pships, fips)) for table, c in _IMPACT_OF]
+    out.append((PARTNERSHIP_IMPACT_BY_STAGE, impact_by_stage_table(
+        published, pships, fips, partnership_maturity.collect()
+    )))  # fmt: skip
+    with step_release(context, outcomes.warehouse, [t for t, _ in out]):
+        yield from (output(table, df, **_impact_metadata(table, df)) for table, df in out)
 
 
-def _impact_written(table: Table, df: pl.DataFrame, path: Path) -> dg.MaterializeResult:
+def _impact_metadata(table: Table, df: pl.DataFrame) -> dict[str, object]:
     estimated = df.filter(pl.col("suppression").is_null())
     shown = {}  # the UI shows published estimates and charts; restricted ones stay in their zone
     if table is PARTNERSHIP_IMPACT:
@@ -213,7 +220,5 @@ def _impact_written(table: Table, df: pl.DataFrame, path: Path) -> dg.Materializ
             f"event_study_{i}": dg.MetadataValue.md(views.event_study(i, df).markdown())
             for i in REGISTRY
         }
-    return written(
-        table, df.height, path, estimates=estimated.height,
-        not_published=df.height - estimated.height, **shown,
-    )  # fmt: skip
+    return {"estimates": estimated.height, "not_published": df.height - estimated.height,
+            **shown}  # fmt: skip

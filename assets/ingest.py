@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from assets.common import OWNERS, step_release, table_spec
+from assets.common import OWNERS, output, step_release, table_spec
 from assets.partitions import yearly
-from assets.resources import OutcomesConfig, written
+from assets.resources import OutcomesConfig
 from outcomes.schema import REFERENCE, SOURCES, reference_table
 from outcomes.validate import read_references
 
@@ -37,10 +37,7 @@ landing_reference = dg.AssetSpec(
 )
 def reference(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
     """Counties, population and partnerships, checked against their suites as a whole."""
-    wh = outcomes.warehouse
-    frames = [(reference_table(n), df)
-              for n, df in read_references(outcomes.settings.landing_dir).items()]  # fmt: skip
-    with step_release(context, wh, [t for t, _ in frames]) as release:
-        paths = [wh.write(t, df, release=release) for t, df in frames]
-    for (table, df), path in zip(frames, paths, strict=True):
-        yield written(table, df.height, path)
+    tables = [reference_table(n) for n in REFERENCE]
+    with step_release(context, outcomes.warehouse, tables):
+        frames = read_references(outcomes.settings.landing_dir)
+        yield from (output(t, frames[t.name]) for t in tables)

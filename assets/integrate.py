@@ -1,63 +1,94 @@
-"""Integration: linked, pseudonymised tables, with every key resolved to its survivor."""
+"""Integration: linked, pseudonymised tables, with every key resolved to its survivor.
+
+Each table reads the record links of the records it carries (a survey's client may be a
+services record of any year up to the survey's) and the merges of every year: a merge
+found later re-resolves an earlier year's keys.
+"""
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, step_release, table_spec
-from assets.link import resolved_links, staged_up_to
+from assets.common import inputs, output, step_release, table_spec
 from assets.partitions import yearly, years_up_to
-from assets.resources import OutcomesConfig, written
+from assets.resources import OutcomesConfig
 from outcomes.integrate import ANALYTIC_OF, linked_spells, linked_surveys, quarterly_wages
+from outcomes.link import resolve
 from outcomes.schema import (
     LINKED_SPELLS,
     LINKED_SURVEYS,
     PERSON_KEY_MERGES,
     QUARTERLY_WAGES,
     RECORD_LINKS,
-    SOURCES,
-    staged_table,
+    Table,
 )
 
 _ALL_MERGES = dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=dg.AllPartitionMapping())
+_LINKS_UP_TO = dg.AssetDep(RECORD_LINKS.name, partition_mapping=years_up_to())
+_SERVICES_UP_TO = dg.AssetDep("staged_services", partition_mapping=years_up_to())
 _UPSTREAM = {
-    LINKED_SPELLS.name: ["staged_spells", "staged_services", RECORD_LINKS.name],
-    QUARTERLY_WAGES.name: ["staged_wages", RECORD_LINKS.name],
-    LINKED_SURVEYS.name: [
-        "staged_client_surveys",
-        dg.AssetDep("staged_services", partition_mapping=years_up_to()),
-        dg.AssetDep(RECORD_LINKS.name, partition_mapping=years_up_to()),
-    ],
+    LINKED_SPELLS.name: ["staged_spells", "staged_services", RECORD_LINKS.name, _ALL_MERGES],
+    QUARTERLY_WAGES.name: ["staged_wages", RECORD_LINKS.name, _ALL_MERGES],
+    LINKED_SURVEYS.name: ["staged_client_surveys", _SERVICES_UP_TO, _LINKS_UP_TO, _ALL_MERGES],
 }
 
 
-_SPECS = [
-    *(
-        table_spec(t, "integrate", [*_UPSTREAM[t.name], _ALL_MERGES])
-        for t in (LINKED_SPELLS, QUARTERLY_WAGES, LINKED_SURVEYS)
-    ),
-    *(table_spec(a, "integrate", [linked]) for linked, a in ANALYTIC_OF.items()),
-]
+def _integration(linked: Table):
+    """The multi-asset of one linked table and, where it has one, its analytic projection."""
+    analytic = ANALYTIC_OF.get(linked.name)
+    specs = [table_spec(linked, "integrate", _UPSTREAM[linked.name])]
+    if analytic is not None:
+        specs.append(table_spec(analytic, "integrate", [linked.name]))
+    return dg.multi_asset(
+        name=f"integrate_{linked.name}", specs=specs, partitions_def=yearly,
+        ins=inputs(*_UPSTREAM[linked.name]),
+    )  # fmt: skip
 
 
-@dg.multi_asset(specs=_SPECS, partitions_def=yearly)
-def integration(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
-    """Staged rows + resolved person keys; analytic tables drop every source id."""
-    year = partition_year(context)
-    wh = outcomes.warehouse
+def _released(context: dg.AssetExecutionContext, outcomes: OutcomesConfig, linked: Table,
+              df: pl.DataFrame):  # fmt: skip
+    """The linked table and its analytic projection (no source ids), in one release."""
+    analytic = ANALYTIC_OF.get(linked.name)
+    with step_release(context, outcomes.warehouse, [linked, *([analytic] if analytic else [])]):
+        yield output(linked, df)
+        if analytic is not None:
+            yield output(analytic, df)
 
-    def staged(name: str) -> pl.DataFrame:
-        return wh.read(staged_table(SOURCES[name]), [year])
 
-    links = resolved_links(wh, range(0, year + 1))  # through every year's merges
-    out = [
-        (LINKED_SPELLS, linked_spells(staged("spells"), staged("services"), links)),
-        (QUARTERLY_WAGES, quarterly_wages(staged("wages"), links)),
-        (LINKED_SURVEYS, linked_surveys(
-            staged("client_surveys"), staged_up_to(wh, "services", year).collect(), links
-        )),
-    ]  # fmt: skip
-    out += [(ANALYTIC_OF[t.name], df) for t, df in out if t.name in ANALYTIC_OF]
-    with step_release(context, wh, [t for t, _ in out]) as release:
-        paths = [wh.write(t, df, year, release) for t, df in out]
-    for (table, df), path in zip(out, paths, strict=True):
-        yield written(table, df.height, path)
+def _links(record_links: pl.LazyFrame, merges: pl.LazyFrame) -> pl.DataFrame:
+    return resolve(record_links.collect(), merges.collect())
+
+
+@_integration(LINKED_SPELLS)
+def integrate_spells(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_spells: pl.LazyFrame,
+    staged_services: pl.LazyFrame, record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+):  # fmt: skip
+    """Public spells and nonprofit enrollments with resolved person keys."""
+    links = _links(record_links, person_key_merges)
+    df = linked_spells(staged_spells.collect(), staged_services.collect(), links)
+    yield from _released(context, outcomes, LINKED_SPELLS, df)
+
+
+@_integration(QUARTERLY_WAGES)
+def integrate_wages(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_wages: pl.LazyFrame,
+    record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+):  # fmt: skip
+    """Quarterly wage records with resolved person keys."""
+    df = quarterly_wages(staged_wages.collect(), _links(record_links, person_key_merges))
+    yield from _released(context, outcomes, QUARTERLY_WAGES, df)
+
+
+@_integration(LINKED_SURVEYS)
+def integrate_surveys(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig,
+    staged_client_surveys: pl.LazyFrame, staged_services: pl.LazyFrame,
+    record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+):  # fmt: skip
+    """Client survey responses with the client's person key and county."""
+    links = _links(record_links, person_key_merges)
+    df = linked_surveys(staged_client_surveys.collect(), staged_services.collect(), links)
+    yield from _released(context, outcomes, LINKED_SURVEYS, df)
+
+
+integration = [integrate_spells, integrate_wages, integrate_surveys]

@@ -13,9 +13,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, step_release, table_spec
+from assets.common import inputs, output, partition_year, step_release, table_spec
 from assets.partitions import earlier_years, yearly
-from assets.resources import OutcomesConfig, written
+from assets.resources import OutcomesConfig
 from outcomes import linkage_model as lm
 from outcomes.charts import bar_chart_markdown, markdown_table
 from outcomes.integrate import identities
@@ -48,15 +48,6 @@ LINKED_SOURCES = ("spells", "wages", "services")
 # a reviewer's decisions: record_a, record_b, decision (must_link | must_not_link)
 DECISIONS_FILE = "restricted/linkage/review_decisions.csv"
 HISTOGRAM_LOW, HISTOGRAM_HIGH, HISTOGRAM_STEP = -20, 40, 5  # match weight bins
-
-
-def staged_up_to(wh: Warehouse, name: str, year: int) -> pl.LazyFrame:
-    return wh.scan(staged_table(SOURCES[name]), range(0, year + 1))
-
-
-def resolved_links(wh: Warehouse, years: range, merge_years: range | None = None) -> pl.DataFrame:
-    """record_links of `years`, keys resolved through the merges of `merge_years` (all)."""
-    return resolve(wh.read(RECORD_LINKS, years), wh.read(PERSON_KEY_MERGES, merge_years))
 
 
 def year_identities(wh: Warehouse, year: int) -> pl.LazyFrame:
@@ -145,43 +136,50 @@ def _quality(result: YearLinks, model: lm.Model, version: int) -> dict[str, dg.M
     }  # fmt: skip
 
 
-_STAGED = [dg.AssetDep(f"staged_{n}") for n in LINKED_SOURCES]
-# what a year's linkage writes, in one release (the registry is unpartitioned)
+_STAGED = [staged_table(SOURCES[n]).name for n in LINKED_SOURCES]
+# what a year's linkage writes, in one release (the registry is its own, unpartitioned state)
 LINKAGE_WRITES = [RECORD_LINKS, PERSON_KEY_MERGES, PERSON_KEY_SPLITS, LINKAGE_REVIEW,
                   IDENTITY_REGISTRY]  # fmt: skip
+# the persons already known: the registry sums up every earlier year's record links
 _EARLIER_LINKS = dg.AssetDep(RECORD_LINKS.name, partition_mapping=earlier_years())
+_EARLIER_MERGES = dg.AssetDep(PERSON_KEY_MERGES.name, partition_mapping=earlier_years())
+_DEPS = [*_STAGED, _EARLIER_LINKS, _EARLIER_MERGES]
 
 
 @dg.multi_asset(
     specs=[
         table_spec(
-            RECORD_LINKS, "link", [*_STAGED, _EARLIER_LINKS],
+            RECORD_LINKS, "link", _DEPS,
             RECORD_LINKS.description + " Probabilistic (Fellegi-Sunter, Splink), incremental:"
             " a year is scored against the identity registry of the persons already known.",
         ),
-        table_spec(PERSON_KEY_MERGES, "link", [*_STAGED, _EARLIER_LINKS]),
-        table_spec(PERSON_KEY_SPLITS, "link", [*_STAGED, _EARLIER_LINKS]),
-        table_spec(LINKAGE_REVIEW, "link", [*_STAGED, _EARLIER_LINKS]),
+        *(table_spec(t, "link", _DEPS) for t in (PERSON_KEY_MERGES, PERSON_KEY_SPLITS,
+                                                  LINKAGE_REVIEW)),
     ],
     partitions_def=yearly,
+    ins=inputs(*_STAGED) | {"earlier_merges": dg.AssetIn(PERSON_KEY_MERGES.name)},
 )  # fmt: skip
-def linkage(context: dg.AssetExecutionContext, outcomes: OutcomesConfig):
+def linkage(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_spells: pl.LazyFrame,
+    staged_wages: pl.LazyFrame, staged_services: pl.LazyFrame, earlier_merges: pl.LazyFrame,
+):  # fmt: skip
     """Link this year's records against the persons already known; earlier keys stay."""
     year = partition_year(context)
     wh = outcomes.warehouse
     check_key_fingerprint(wh.root, outcomes.linkage_key)  # a warehouse keeps one key
     # locked from the start: the registry is read, then written
     with step_release(context, wh, LINKAGE_WRITES) as release:
-        results = list(_link(context, outcomes, year, release))
-    yield from results
+        recs = variants_of(identities(staged_spells, staged_wages, staged_services))
+        yield from _link(context, outcomes, year, recs, earlier_merges.collect(), release)
 
 
 def _link(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, year: int, release: Release
-) -> Iterator[dg.MaterializeResult]:
-    """The linkage of one year; its files appear when the release commits."""
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, year: int,
+    recs: YearRecords, earlier_merges: pl.DataFrame, release: Release,
+) -> Iterator[dg.Output]:  # fmt: skip
+    """The linkage of one year; a re-run reads what the year's last run wrote (its own
+    partitions) to keep its merges, splits and review queue."""
     wh = outcomes.warehouse
-    recs = variants_of(year_identities(wh, year))  # read and normalised once
     version, model = model_for(wh, year, recs, context.log)
     registry = wh.read(IDENTITY_REGISTRY)
     before = wh.read(RECORD_LINKS, [year])
@@ -193,7 +191,7 @@ def _link(
     merges = pl.concat([wh.read(PERSON_KEY_MERGES, [year]), result.merges]).unique().sort(
         "retired_key"
     )
-    all_merges = pl.concat([wh.read(PERSON_KEY_MERGES), result.merges]).unique()
+    all_merges = pl.concat([earlier_merges, merges]).unique()
     splits = pl.concat(
         [
             wh.read(PERSON_KEY_SPLITS, [year]),
@@ -205,13 +203,10 @@ def _link(
     review = kept_review(wh.read(LINKAGE_REVIEW, [year]), found, result.links)
     wh.write(IDENTITY_REGISTRY, result.registry, release=release)
     quality = _quality(result, model, version)
-    yield written(
-        RECORD_LINKS, result.links.height, wh.write(RECORD_LINKS, result.links, year, release),
-        persons=result.stats["persons"], **quality,
-    )  # fmt: skip
+    yield output(RECORD_LINKS, result.links, persons=result.stats["persons"], **quality)
     for table, df in ((PERSON_KEY_MERGES, merges), (PERSON_KEY_SPLITS, splits),
                       (LINKAGE_REVIEW, review)):  # fmt: skip
-        yield written(table, df.height, wh.write(table, df, year, release))
+        yield output(table, df)
 
 
 def relink_warehouse(wh: Warehouse, secret: str, version: int) -> Relinked:

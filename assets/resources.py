@@ -145,16 +145,12 @@ def column_schema(table: Table) -> dg.TableSchema:
     )
 
 
-def written(table: Table, rows: int, path: Path, **extra: object) -> dg.MaterializeResult:
+def table_metadata(table: Table, rows: int, path: Path) -> dict[str, object]:
     """What every materialization records: rows, schema and where the output lives."""
     count_key = "dagster/partition_row_count" if table.by_year else "dagster/row_count"
-    return dg.MaterializeResult(
-        asset_key=table.name,
-        metadata={
-            count_key: rows,
-            "dagster/column_schema": column_schema(table),
-            "path": dg.MetadataValue.path(str(path)),
-            "zone": table.zone.value,
-            **extra,
-        },
-    )
+    return {
+        count_key: rows,
+        "dagster/column_schema": column_schema(table),
+        "path": dg.MetadataValue.path(str(path)),
+        "zone": table.zone.value,
+    }

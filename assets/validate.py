@@ -1,54 +1,57 @@
-"""Staging: every landing file of a year read, typed and checked; bad rows to quarantine."""
+"""Staging: every landing file of a year read, typed and checked; bad rows to quarantine.
 
-from collections.abc import Callable
+One step per year stages every source, so the year's staged tables, its quarantine and
+its load ledger are written once, together. Services come before client surveys: a
+survey's client must be one its partner's services made known, this year or before.
+"""
+
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
-from assets.common import partition_year, step_release, table_asset
+from assets.common import inputs, output, partition_year, step_release, table_spec
 from assets.ingest import landing
-from assets.partitions import years_up_to
-from assets.resources import OutcomesConfig, written
+from assets.partitions import earlier_years, yearly
+from assets.resources import OutcomesConfig
 from outcomes import validate
+from outcomes.charts import markdown_rows
 from outcomes.ingest import LandingError, LandingFile, discover
-from outcomes.release import Release
 from outcomes.schema import (
+    KNOWN_CLIENTS,
     LOAD_LEDGER,
     QUARANTINE,
     SOURCES,
     Source,
-    Table,
     empty,
-    ledger_part,
-    quarantine_part,
-    reference_table,
     staged_table,
 )
 from outcomes.suites import in_org
-from outcomes.validate import (
-    QuarantineThresholdError,
-    StagedFile,
-    check_threshold,
-    stage_file,
-)
-from outcomes.warehouse import Warehouse
+from outcomes.validate import QuarantineThresholdError, StagedFile, check_threshold, stage_file
+from outcomes.warehouse import conform
 
 ZERO_PADDED = "zero_padded"  # metadata: number cells of ssn, zip, county_fips padded
+# metadata of each staged partition: the threshold staging applied, and the worst file
+QUARANTINE_LIMIT, WORST_FILE_SHARE, FILES = "quarantine_limit", "worst_file_share", "files"
+QUARANTINE_BY_FILE = "quarantine_by_file"
+SERVICES = SOURCES["services"]
 
 
 class YearParameters:
     """The suites' parameters for one source and year, computed once: from the reference
     tables and, for client surveys, the clients each partner's services made known."""
 
-    def __init__(self, source: Source, year: int, wh: Warehouse):
+    def __init__(
+        self, source: Source, year: int, counties: pl.LazyFrame, partnerships: pl.LazyFrame,
+        clients: dict[str, list[str]] | None = None,
+    ):  # fmt: skip
         self.per_partner = source.name == "client_surveys"  # the one per-partner parameter
-        self.clients = known_clients(wh, year) if self.per_partner else {}
+        self.clients = clients or {}
         self.base = validate.suite_parameters(
             source, year,
-            county_fips=wh.read(reference_table("counties")).get_column("county_fips").to_list(),
+            county_fips=counties.select("county_fips").collect().to_series().to_list(),
             partnership_ids=(
-                wh.read(reference_table("partnerships")).get_column("partnership_id").to_list()
+                partnerships.select("partnership_id").collect().to_series().to_list()
                 if source.name == "partnership_surveys" else None
             ),
         )  # fmt: skip
@@ -67,18 +70,26 @@ class YearParameters:
         return self.base | {"known_clients": scoped}
 
 
-def known_clients(wh: Warehouse, year: int) -> dict[str, list[str]]:
-    """Per partner, the client ids in any row of its services files of `year` or earlier,
-    even a row quarantined for another reason (a bad county must not lose the surveys)."""
-    services = SOURCES["services"]
-    years = range(0, year + 1)
-    staged = wh.scan(staged_table(services), years).select("org_id", "client_id")
-    rejected = wh.scan(quarantine_part(services), years).select(
+def known_clients(
+    before: pl.LazyFrame, staged: pl.DataFrame, quarantined: pl.DataFrame, year: int
+) -> pl.DataFrame:
+    """KNOWN_CLIENTS of `year`: the clients known before it, and those of the year's
+    services rows, staged or quarantined for another reason (a bad county must not lose
+    the surveys)."""
+    rejected = quarantined.filter(pl.col("source") == SERVICES.name).select(
         "org_id", client_id=pl.col("raw").str.json_path_match("$.client_id").str.strip_chars()
     )
-    ids = pl.concat([staged, rejected]).drop_nulls().unique().sort("org_id", "client_id")
-    per_org = ids.group_by("org_id", maintain_order=True).agg("client_id").collect()
-    return dict(per_org.iter_rows())
+    ids = pl.concat([before.select("org_id", "client_id").collect(),
+                     staged.select("org_id", "client_id"), rejected])  # fmt: skip
+    return (
+        ids.drop_nulls().unique().sort("org_id", "client_id")
+        .with_columns(year=pl.lit(year, pl.Int64))
+    )  # fmt: skip
+
+
+def clients_by_partner(known: pl.DataFrame) -> dict[str, list[str]]:
+    per_org = known.group_by("org_id", maintain_order=True).agg("client_id")
+    return dict(per_org.sort("org_id").iter_rows())
 
 
 def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> dict:
@@ -95,126 +106,129 @@ def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> di
     }  # fmt: skip
 
 
-def stage_year(
-    source: Source, year: int, outcomes: OutcomesConfig, release: Release
-) -> dict[str, int]:
-    """Stage every file of one source and year; all or nothing for the partition."""
-    s, wh = outcomes.settings, outcomes.warehouse
-    files = [f for f in discover(s.landing_dir) if f.source is source and f.year == year]
-    results, errors = [], []
-    padded: dict[str, int] = {}  # number cells given back their leading zeros, per column
-    params = YearParameters(source, year, wh)
-    for f in files:
-        try:
-            text, result = stage_file(f, params.of_file(f.org_id), s.caps)
-            check_threshold(result, f.relative, s.max_share(source.name))
-            results.append((f, result))
+class SourceYear:
+    """One source's files of a year, staged; `errors` names each file that failed."""
+
+    def __init__(self, source: Source, files: list[LandingFile], params: YearParameters,
+                 outcomes: OutcomesConfig):  # fmt: skip
+        s = outcomes.settings
+        self.source, self.limit = source, s.max_share(source.name)
+        self.results: list[tuple[LandingFile, StagedFile]] = []
+        self.errors: list[str] = []
+        self.padded: dict[str, int] = {}  # number cells given back their zeros, per column
+        for f in files:
+            try:
+                text, result = stage_file(f, params.of_file(f.org_id), s.caps)
+                check_threshold(result, f.relative, self.limit)  # decided here, once
+            except (LandingError, QuarantineThresholdError) as e:
+                self.errors.append(str(e))
+                continue
+            self.results.append((f, result))
             for column, n in text.zero_padded.items():
-                padded[column] = padded.get(column, 0) + n
-        except (LandingError, QuarantineThresholdError) as e:
-            errors.append(str(e))
-    if errors:
-        raise dg.Failure(
-            description=f"{source.name} {year}: " + "; ".join(errors),
-            metadata={"files_failed": len(errors)},
+                self.padded[column] = self.padded.get(column, 0) + n
+
+    def staged(self, year: int) -> pl.DataFrame:
+        frames = [r.staged for _, r in self.results]
+        if not frames:
+            return empty(staged_table(self.source))
+        return pl.concat(frames, how="vertical_relaxed").with_columns(pl.lit(year).alias("year"))
+
+    def quarantine(self, year: int) -> pl.DataFrame:
+        frames = [r.quarantine for _, r in self.results]
+        if not frames:
+            return empty(QUARANTINE)
+        return conform(pl.concat(frames, how="vertical_relaxed").with_columns(year=year),
+                       QUARANTINE)  # fmt: skip
+
+    def metadata(self, ledger: pl.DataFrame) -> dict[str, object]:
+        """Counts and the threshold decision per file; the quarantine_rate check shows it."""
+        mine = ledger.filter(pl.col("source") == self.source.name).with_columns(
+            share=(pl.col("rows_quarantined") / pl.col("rows_read")).fill_nan(0.0)
         )
-    table = staged_table(source)
-    staged = pl.concat([r.staged for _, r in results], how="vertical_relaxed") if results else None
-    staged = empty(table) if staged is None else staged.with_columns(pl.lit(year).alias("year"))
-    previous_ledger = wh.read(ledger_part(source), [year])
-    ledger = pl.DataFrame(
-        [ledger_row(f, r, previous_ledger) for f, r in results], schema=LOAD_LEDGER.schema
-    )
-    quarantine = (
-        pl.concat([r.quarantine for _, r in results], how="vertical_relaxed").with_columns(
-            pl.lit(year).alias("year")
-        )
-        if results
-        else empty(QUARANTINE)
-    )
-    wh.write(quarantine_part(source), quarantine, year, release)
-    wh.write(ledger_part(source), ledger, year, release)
-    path = wh.write(table, staged, year, release)
-    return {
-        "rows": staged.height,
-        "path": str(path),
-        "files": len(files),
-        "rows_quarantined": quarantine.height,
-        "duplicates_collapsed": int(ledger["duplicates_collapsed"].sum()),
-        ZERO_PADDED: sum(padded.values()),
-        **{f"{ZERO_PADDED}_{c}": n for c, n in sorted(padded.items())},
-    }
+        return {
+            FILES: mine.height,
+            "rows_quarantined": int(mine["rows_quarantined"].sum()),
+            "duplicates_collapsed": int(mine["duplicates_collapsed"].sum()),
+            QUARANTINE_LIMIT: self.limit,
+            WORST_FILE_SHARE: float(mine["share"].max() or 0.0),
+            QUARANTINE_BY_FILE: dg.MetadataValue.md(markdown_rows(
+                ["file", "rows read", "quarantined", "share"],
+                [[r["file"], r["rows_read"], r["rows_quarantined"], f"{r['share']:.2%}"]
+                 for r in mine.iter_rows(named=True)],
+            )),
+            ZERO_PADDED: sum(self.padded.values()),
+            **{f"{ZERO_PADDED}_{c}": n for c, n in sorted(self.padded.items())},
+        }
+
+
+STAGED = [staged_table(s) for s in SOURCES.values()]
+STAGING_WRITES = [*STAGED, QUARANTINE, LOAD_LEDGER, KNOWN_CLIENTS]
+_KNOWN_BEFORE = dg.AssetDep(KNOWN_CLIENTS.name, partition_mapping=earlier_years())
+_REFERENCE = ["counties", "partnerships"]
 
 
 def _deps(source: Source) -> list:
-    deps: list = [landing[source.name], "counties"]
+    deps: list = [landing[source.name], *_REFERENCE]
     if source.name == "client_surveys":  # a response's client must be known to the partner
-        deps.append(dg.AssetDep("staged_services", partition_mapping=years_up_to()))
-    if source.name == "partnership_surveys":
-        deps.append("partnerships")
+        deps.append(KNOWN_CLIENTS.name)
     return deps
 
 
-def staged_asset(source: Source) -> dg.AssetsDefinition:
-    table = staged_table(source)
-
-    @table_asset(
-        table,
-        "validate",
-        _deps(source),
-        table.description
-        + " Rows that break the suite go to quarantine; the file fails over the threshold.",
-    )
-    def _staged(
-        context: dg.AssetExecutionContext, outcomes: OutcomesConfig
-    ) -> dg.MaterializeResult:
-        year = partition_year(context)
-        targets = [quarantine_part(source), ledger_part(source), table]
-        with step_release(context, outcomes.warehouse, targets) as release:
-            stats = stage_year(source, year, outcomes, release)
-        context.log.info(
-            f"{source.name} {year}: {stats['files']} files, {stats['rows']} rows staged, "
-            f"{stats['rows_quarantined']} quarantined"
-        )
-        return written(
-            table, stats["rows"], stats["path"], files=stats["files"],
-            rows_quarantined=stats["rows_quarantined"],
-            **{k: v for k, v in stats.items() if k.startswith(ZERO_PADDED)},
-            duplicates_collapsed=stats["duplicates_collapsed"],
-        )  # fmt: skip
-
-    return _staged
-
-
-staged_assets = [staged_asset(s) for s in SOURCES.values()]
-_STAGED_DEPS = [a.key for a in staged_assets]
-
-
-def _combine_parts(
-    context: dg.AssetExecutionContext, table: Table, part: Callable[[Source], Table], wh: Warehouse
-) -> tuple[int, str]:
+@dg.multi_asset(
+    specs=[
+        *(table_spec(
+            staged_table(s), "validate", _deps(s),
+            staged_table(s).description
+            + " Rows that break the suite go to quarantine; the file fails over the threshold.",
+        ) for s in SOURCES.values()),
+        table_spec(QUARANTINE, "validate", [landing[s] for s in SOURCES],
+                   QUARANTINE.description + " Restricted: it holds raw values."),
+        table_spec(LOAD_LEDGER, "validate", [landing[s] for s in SOURCES]),
+        table_spec(KNOWN_CLIENTS, "validate", [landing[SERVICES.name], _KNOWN_BEFORE]),
+    ],
+    partitions_def=yearly,
+    ins=inputs(*_REFERENCE) | {"known_before": dg.AssetIn(KNOWN_CLIENTS.name)},
+)  # fmt: skip
+def staging(
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, counties: pl.LazyFrame,
+    partnerships: pl.LazyFrame, known_before: pl.LazyFrame,
+):  # fmt: skip
+    """Every landing file of the year: staged rows, quarantine and ledger, all or nothing."""
     year = partition_year(context)
-    with step_release(context, wh, [table]) as release:
-        df = pl.concat([wh.read(part(s), [year]) for s in SOURCES.values()],
-                       how="vertical_relaxed")  # fmt: skip
-        path = wh.write(table, df, year, release)
-    return df.height, str(path)
-
-
-@table_asset(
-    QUARANTINE,
-    "validate",
-    _STAGED_DEPS,
-    QUARANTINE.description + " Restricted: it holds raw values.",
-)
-def quarantine(context: dg.AssetExecutionContext, outcomes: OutcomesConfig) -> dg.MaterializeResult:
-    rows, path = _combine_parts(context, QUARANTINE, quarantine_part, outcomes.warehouse)
-    return written(QUARANTINE, rows, path)
-
-
-@table_asset(LOAD_LEDGER, "validate", _STAGED_DEPS)
-def load_ledger(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig
-) -> dg.MaterializeResult:
-    rows, path = _combine_parts(context, LOAD_LEDGER, ledger_part, outcomes.warehouse)
-    return written(LOAD_LEDGER, rows, path)
+    wh = outcomes.warehouse
+    files = [f for f in discover(outcomes.settings.landing_dir) if f.year == year]
+    with step_release(context, wh, STAGING_WRITES):
+        done: dict[str, SourceYear] = {}
+        known = None
+        for source in SOURCES.values():
+            if source.name == "client_surveys":
+                services = done[SERVICES.name]
+                known = known_clients(
+                    known_before, services.staged(year), services.quarantine(year), year
+                )
+            clients = clients_by_partner(known) if known is not None else None
+            params = YearParameters(source, year, counties, partnerships, clients)
+            mine = [f for f in files if f.source is source]
+            done[source.name] = SourceYear(source, mine, params, outcomes)
+        failed = {n: s.errors for n, s in done.items() if s.errors}
+        if failed:
+            raise dg.Failure(
+                description="; ".join(f"{n} {year}: " + "; ".join(e) for n, e in failed.items()),
+                metadata={"files_failed": sum(len(e) for e in failed.values())},
+            )
+        previous = wh.read(LOAD_LEDGER, [year])  # its own partition: keeps loaded_at
+        ledger = pl.DataFrame(
+            [ledger_row(f, r, previous) for s in done.values() for f, r in s.results],
+            schema=LOAD_LEDGER.schema,
+        )
+        # in the order of their lineage: the surveys' known clients first
+        yield output(KNOWN_CLIENTS, known, partners=known.get_column("org_id").n_unique())
+        for s in done.values():
+            staged = s.staged(year)
+            context.log.info(
+                f"{s.source.name} {year}: {len(s.results)} files, {staged.height} rows staged, "
+                f"{sum(r.rows_quarantined for _, r in s.results)} quarantined"
+            )
+            yield output(staged_table(s.source), staged, **s.metadata(ledger))
+        yield output(QUARANTINE, pl.concat([s.quarantine(year) for s in done.values()]))
+        yield output(LOAD_LEDGER, ledger)

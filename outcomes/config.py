@@ -23,6 +23,7 @@ ENV_MIN_CELL = "OUTCOMES_MIN_CELL"
 ENV_EXPECTATIONS_DIR = "OUTCOMES_EXPECTATIONS_DIR"  # a deployment's own edited suites
 ENV_LOCK_WAIT_SECONDS = "OUTCOMES_LOCK_WAIT_SECONDS"  # a writer waits this long for a partition
 ENV_FAULT = "OUTCOMES_FAULT"  # tests: the point where a step kills itself (outcomes.release)
+ENV_TRACE_STEPS = "OUTCOMES_TRACE_STEPS"  # tests: signpost each step for an OS-level trace
 
 # Yearly partitions span this range; a landing file outside it is refused by name.
 FIRST_PARTITION_YEAR = 2000
@@ -176,3 +177,8 @@ def lock_wait_seconds() -> int:
 def fault_point() -> str | None:
     """The fault-injection point of this process (tests only; see outcomes.release)."""
     return os.environ.get(ENV_FAULT) or None
+
+
+def trace_steps() -> bool:
+    """Whether steps signpost themselves for an OS-level trace (tests/test_lineage.py)."""
+    return os.environ.get(ENV_TRACE_STEPS) == "1"

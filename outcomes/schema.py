@@ -253,6 +253,14 @@ QUARANTINE = Table(
     {"source": S, "org_id": S, "year": INT, "file": S, "line": INT, "reasons": LIST_S, "raw": S},
     description="One row per rejected input row, with every rule it breaks and its raw values.",
 )
+KNOWN_CLIENTS = Table(
+    "known_clients",
+    Zone.RESTRICTED,
+    {"org_id": S, "client_id": S, "year": INT},
+    description="Per partner, every client id its services files made known up to the year "
+    "(staged or quarantined): the clients its client surveys may name.",
+    meanings={"year": "the year up to which the partner's services files made them known"},
+)
 RECORD_LINKS = Table(
     "record_links",
     Zone.RESTRICTED,
@@ -615,11 +623,9 @@ def empty(table: Table) -> pl.DataFrame:
     return pl.DataFrame(schema=table.schema)
 
 
-def quarantine_part(source: Source) -> Table:
-    """One source's share of a year's quarantine, written by its staging step."""
-    return Table(f"_staging/{source.name}_quarantine", Zone.RESTRICTED, QUARANTINE.schema)
-
-
-def ledger_part(source: Source) -> Table:
-    """One source's share of a year's load_ledger, written by its staging step."""
-    return Table(f"_staging/{source.name}_ledger", Zone.RESTRICTED, LOAD_LEDGER.schema)
+# every warehouse table an asset is, by name (what the IO manager looks an asset up in)
+TABLES: dict[str, Table] = {
+    **{t.name: t for t in globals().copy().values() if isinstance(t, Table)},
+    **{staged_table(s).name: staged_table(s) for s in SOURCES.values()},
+    **{name: reference_table(name) for name in REFERENCE},
+}

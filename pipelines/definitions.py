@@ -4,6 +4,8 @@ import dagster as dg
 
 from assets import checks, ingest, integrate, link, validate
 from assets import indicators as indicator_assets
+from assets.common import IO_MANAGER
+from assets.io import WarehouseIOManager
 from assets.resources import OutcomesConfig
 from pipelines.jobs import RUN_ORDER
 
@@ -14,11 +16,9 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
             *ingest.landing.values(),
             ingest.landing_reference,
             ingest.reference,
-            *validate.staged_assets,
-            validate.quarantine,
-            validate.load_ledger,
+            validate.staging,
             link.linkage,
-            integrate.integration,
+            *integrate.integration,
             indicator_assets.indicators,
             indicator_assets.partnership_maturity,
             indicator_assets.partnership_impact,
@@ -26,7 +26,10 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
         ],
         asset_checks=[*checks.staged_checks, *checks.reference_checks],
         jobs=[job for job, _ in RUN_ORDER],
-        resources={"outcomes": config},
+        resources={
+            "outcomes": config,
+            IO_MANAGER: WarehouseIOManager(outcomes=config),
+        },
     )
 
 

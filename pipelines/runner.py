@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
-from assets.common import materialized
+from assets.common import materialized, signpost
 from assets.partitions import partition_years
 from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED
@@ -34,6 +34,7 @@ from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
 from pipelines.jobs import RUN_ORDER
 
+RUNNER_STEP = "runner"  # the runner's own reads between steps, in an OS-level trace
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -165,6 +166,7 @@ def run_all(
             t0 = time.perf_counter()
             try:
                 run_step(defs, instance, job, year)
+                signpost(settings.warehouse_dir, RUNNER_STEP, None)
             except RunFailed:
                 echo(f"{label}  FAILED")
                 raise

@@ -36,7 +36,8 @@ Readings the SQL follows (contract section 4 unless marked 6):
 - groups (6): sex and birth year of the denominator record, else the person's most
   frequent value over their spells (ties to the smallest), else UNKNOWN; age band by
   y - birth year, below 0 in 0-17;
-- the years read are those `assets.indicators.indicator_inputs` reads for year y:
+- the years read are those the `indicators` asset declares for year y (its partition
+  mappings, read by `assets.io.read_inputs`):
   spells starting up to y + 1, wages of y and y + 1, surveys of y.
 """
 

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from assets.validate import STAGING_WRITES
 from outcomes.config import ENV_FAULT, ENV_LINKAGE_KEY
 from outcomes.release import RELEASES, TMP
 from outcomes.schema import (
@@ -29,10 +30,6 @@ from outcomes.schema import (
     PERSON_KEY_MERGES,
     PERSON_KEY_SPLITS,
     RECORD_LINKS,
-    SOURCES,
-    ledger_part,
-    quarantine_part,
-    staged_table,
 )
 from outcomes.warehouse import Warehouse
 from tests.conftest import TEST_KEY, Materialized, materialize
@@ -40,11 +37,9 @@ from tests.conftest import TEST_KEY, Materialized, materialize
 YEARS = [2022, 2023]
 # columns that say when or by which run a table was written, not what it holds
 VOLATILE = {"loaded_at", "run_id", "computed_at", "at"}
-SPELLS = SOURCES["spells"]
 # (the step's fault point, its tables, the year; whether the kill comes after the commit)
 KILLS = [
-    ("staged_spells 2023@renamed:1",
-     [quarantine_part(SPELLS), ledger_part(SPELLS), staged_table(SPELLS)], 2023, True),
+    ("staging 2023@renamed:1", STAGING_WRITES, 2023, True),
     ("linkage 2023@written:3",
      [RECORD_LINKS, PERSON_KEY_MERGES, PERSON_KEY_SPLITS, LINKAGE_REVIEW], 2023, False),
     ("indicators 2022@committed",

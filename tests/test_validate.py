@@ -135,12 +135,11 @@ def test_editing_a_suite_changes_the_quarantine(tmp_path):
     assert broken.to_series().to_list() == [False, True]
 
 
-def test_a_client_is_known_from_a_quarantined_enrollment_too(tmp_path):
+def test_a_client_is_known_from_a_quarantined_enrollment_too():
     """Contract: known when the client_id is in any row of the partner's services files
     of the year or earlier, even a row quarantined for another reason."""
-    from assets.validate import known_clients
-    from outcomes.schema import QUARANTINE, SOURCES, quarantine_part, staged_table
-    from outcomes.warehouse import Warehouse
+    from assets.validate import clients_by_partner, known_clients
+    from outcomes.schema import KNOWN_CLIENTS, QUARANTINE, SOURCES, staged_table
 
     def rows(table, values):
         return pl.DataFrame(values).select(
@@ -148,12 +147,16 @@ def test_a_client_is_known_from_a_quarantined_enrollment_too(tmp_path):
             for c, t in table.schema.items()
         )
 
-    wh = Warehouse(tmp_path)
-    services = SOURCES["services"]
-    staged = staged_table(services)
-    wh.write(staged, rows(staged, {"org_id": ["cbo"], "client_id": ["C1"], "year": [2014]}), 2014)
-    bad_county = ['{"client_id": " C9 ", "county_fips": "99999"}', '{"client_id": "C7"}']
-    quarantined = {"org_id": ["cbo", "other"], "raw": bad_county, "year": [2015, 2015]}
-    wh.write(quarantine_part(services), rows(QUARANTINE, quarantined), 2015)
-    assert known_clients(wh, 2014) == {"cbo": ["C1"]}  # a later year's rows do not count
-    assert known_clients(wh, 2015) == {"cbo": ["C1", "C9"], "other": ["C7"]}
+    services = staged_table(SOURCES["services"])
+    staged = rows(services, {"org_id": ["cbo"], "client_id": ["C1"], "year": [2014]})
+    none = rows(QUARANTINE, {"source": []})
+    y2014 = known_clients(rows(KNOWN_CLIENTS, {"org_id": []}).lazy(), staged, none, 2014)
+    assert clients_by_partner(y2014) == {"cbo": ["C1"]}
+    bad_county = ['{"client_id": " C9 ", "county_fips": "99999"}', '{"client_id": "C7"}',
+                  '{"client_id": "C8"}']  # fmt: skip
+    quarantined = rows(QUARANTINE, {"source": ["services", "services", "spells"],
+                                    "org_id": ["cbo", "other", "cbo"], "raw": bad_county})
+    y2015 = known_clients(y2014.lazy(), staged.head(0), quarantined, 2015)
+    # an earlier year's clients stay known; a spells row names no client
+    assert clients_by_partner(y2015) == {"cbo": ["C1", "C9"], "other": ["C7"]}
+    assert y2015.get_column("year").unique().to_list() == [2015]
