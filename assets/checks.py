@@ -1,9 +1,13 @@
 """Asset checks on every staged source, shown in the Dagster UI beside each partition.
 
+Each check is its own step, partitioned like its asset, and takes the staged partition
+(and the tables it compares it with) from the warehouse IO manager.
+
 - suite (blocking): Great Expectations runs the source's suite over what was staged,
   one batch per source and year (a partner's own client ids are checked as such:
   outcomes.suites.ORG_SCOPED); the staged rows must pass every expectation.
-- quarantine_rate (blocking): no file quarantined more than its threshold.
+- quarantine_rate (blocking): no file quarantined more than its threshold, as staging
+  decided it (the check reports the decision recorded on the staged partition).
 - nothing_lost (blocking): rows read = staged + quarantined + collapsed, for every
   file, and the tables on disk hold exactly those counts; it also reports how many
   number cells of ssn, zip and county_fips staging gave back their leading zeros.

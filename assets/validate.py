@@ -6,6 +6,7 @@ survey's client must be one its partner's services made known, this year or befo
 """
 
 from datetime import UTC, datetime
+from functools import cached_property
 
 import dagster as dg
 import polars as pl
@@ -109,10 +110,10 @@ def ledger_row(f: LandingFile, result: StagedFile, previous: pl.DataFrame) -> di
 class SourceYear:
     """One source's files of a year, staged; `errors` names each file that failed."""
 
-    def __init__(self, source: Source, files: list[LandingFile], params: YearParameters,
-                 outcomes: OutcomesConfig):  # fmt: skip
+    def __init__(self, source: Source, year: int, files: list[LandingFile],
+                 params: YearParameters, outcomes: OutcomesConfig):  # fmt: skip
         s = outcomes.settings
-        self.source, self.limit = source, s.max_share(source.name)
+        self.source, self.year, self.limit = source, year, s.max_share(source.name)
         self.results: list[tuple[LandingFile, StagedFile]] = []
         self.errors: list[str] = []
         self.padded: dict[str, int] = {}  # number cells given back their zeros, per column
@@ -127,17 +128,19 @@ class SourceYear:
             for column, n in text.zero_padded.items():
                 self.padded[column] = self.padded.get(column, 0) + n
 
-    def staged(self, year: int) -> pl.DataFrame:
+    @cached_property
+    def staged(self) -> pl.DataFrame:
         frames = [r.staged for _, r in self.results]
         if not frames:
             return empty(staged_table(self.source))
-        return pl.concat(frames, how="vertical_relaxed").with_columns(pl.lit(year).alias("year"))
+        return pl.concat(frames, how="vertical_relaxed").with_columns(year=self.year)
 
-    def quarantine(self, year: int) -> pl.DataFrame:
+    @cached_property
+    def quarantine(self) -> pl.DataFrame:
         frames = [r.quarantine for _, r in self.results]
         if not frames:
             return empty(QUARANTINE)
-        return conform(pl.concat(frames, how="vertical_relaxed").with_columns(year=year),
+        return conform(pl.concat(frames, how="vertical_relaxed").with_columns(year=self.year),
                        QUARANTINE)  # fmt: skip
 
     def metadata(self, ledger: pl.DataFrame) -> dict[str, object]:
@@ -203,13 +206,11 @@ def staging(
         for source in SOURCES.values():
             if source.name == "client_surveys":
                 services = done[SERVICES.name]
-                known = known_clients(
-                    known_before, services.staged(year), services.quarantine(year), year
-                )
+                known = known_clients(known_before, services.staged, services.quarantine, year)
             clients = clients_by_partner(known) if known is not None else None
             params = YearParameters(source, year, counties, partnerships, clients)
             mine = [f for f in files if f.source is source]
-            done[source.name] = SourceYear(source, mine, params, outcomes)
+            done[source.name] = SourceYear(source, year, mine, params, outcomes)
         failed = {n: s.errors for n, s in done.items() if s.errors}
         if failed:
             raise dg.Failure(
@@ -224,11 +225,11 @@ def staging(
         # in the order of their lineage: the surveys' known clients first
         yield output(KNOWN_CLIENTS, known, partners=known.get_column("org_id").n_unique())
         for s in done.values():
-            staged = s.staged(year)
+            staged = s.staged
             context.log.info(
                 f"{s.source.name} {year}: {len(s.results)} files, {staged.height} rows staged, "
                 f"{sum(r.rows_quarantined for _, r in s.results)} quarantined"
             )
             yield output(staged_table(s.source), staged, **s.metadata(ledger))
-        yield output(QUARANTINE, pl.concat([s.quarantine(year) for s in done.values()]))
+        yield output(QUARANTINE, pl.concat([s.quarantine for s in done.values()]))
         yield output(LOAD_LEDGER, ledger)
