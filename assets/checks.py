@@ -132,7 +132,7 @@ def _suite_result(
     clients = clients_by_partner(known.collect()) if known is not None else None
     params = YearParameters(source, year, counties, partnerships, clients)
     # one GX batch for the source-year: its fixed cost is paid once, not per file
-    batches = {f"{source.name} {year}": (rows, params.of_year())} if rows.height else {}
+    batches = {f"{source.name} {year}": (rows, params.of_year(rows))} if rows.height else {}
     docs = data_docs_dir(outcomes.warehouse, source)
     results = run_suite(source.name, batches, source.dtypes, docs) if batches else {}
     meta = _suite_metadata(results, rows, quarantine.filter(pl.col("source") == source.name)

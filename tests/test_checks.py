@@ -180,6 +180,20 @@ def test_suite_declares_every_contract_type(source: str):
     assert declared == typed
 
 
+def _surveys() -> pl.DataFrame:
+    """Staged client surveys: partner A names C1 and C2, partner B names C2."""
+    from outcomes.schema import CLIENT_SURVEYS
+
+    staged = pl.DataFrame(
+        {"org_id": ["A", "B", "A"], "response_id": ["r1", "r1", "r3"],
+         "client_id": ["C1", "C2", "C2"], "survey_date": ["2020-03-01"] * 3,
+         "wave": ["BASELINE"] * 3},
+    ).with_columns(pl.col("survey_date").str.to_date())  # fmt: skip
+    schema = staged_table(CLIENT_SURVEYS).schema
+    return staged.select(pl.col(c).cast(t) if c in staged.columns else pl.lit(None, t).alias(c)
+                         for c, t in schema.items())  # fmt: skip
+
+
 def test_one_gx_batch_per_source_year_still_checks_each_partners_own_clients():
     """The suite check validates a source-year in one batch: a client is known to its own
     partner only, so C2 of partner A fails although partner B knows a C2; an id is unique
@@ -187,15 +201,7 @@ def test_one_gx_batch_per_source_year_still_checks_each_partners_own_clients():
     from outcomes.schema import CLIENT_SURVEYS
     from outcomes.suites import in_org
 
-    surveys = CLIENT_SURVEYS.dtypes
-    staged = pl.DataFrame(
-        {"org_id": ["A", "B", "A"], "response_id": ["r1", "r1", "r3"],
-         "client_id": ["C1", "C2", "C2"], "survey_date": ["2020-03-01"] * 3,
-         "wave": ["BASELINE"] * 3},
-    ).with_columns(pl.col("survey_date").str.to_date())  # fmt: skip
-    schema = staged_table(CLIENT_SURVEYS).schema
-    staged = staged.select(pl.col(c).cast(t) if c in staged.columns else pl.lit(None, t).alias(c)
-                           for c, t in schema.items())  # fmt: skip
+    surveys, staged = CLIENT_SURVEYS.dtypes, _surveys()
     params = {"year_start": "2020-01-01", "year_end": "2020-12-31",
               "known_clients": [in_org("A", "C1"), in_org("B", "C2")]}  # fmt: skip
     ok = run_suite("client_surveys", {"y": (staged.head(2), params)}, surveys)["y"]
@@ -205,3 +211,21 @@ def test_one_gx_batch_per_source_year_still_checks_each_partners_own_clients():
     twice = staged.head(2).with_columns(org_id=pl.lit("B"), client_id=pl.lit("C2"))
     dup = run_suite("client_surveys", {"y": (twice, params)}, surveys)["y"]
     assert [o.rule for o in dup.failed] == ["duplicate_response_id"]
+
+
+def test_the_year_batch_hands_gx_only_the_known_clients_its_rows_name():
+    """A partner's other known clients cannot change the result, so they stay out of the
+    value set; the unknown C2 of partner A still fails."""
+    from assets.validate import YearParameters
+    from outcomes.schema import CLIENT_SURVEYS
+    from outcomes.suites import in_org
+
+    staged = _surveys()
+    known = {"A": ["C1", "C3"], "B": ["C2", "C4"]}
+    params = YearParameters(CLIENT_SURVEYS, 2020, pl.LazyFrame({"county_fips": ["01001"]}),
+                            pl.LazyFrame({"partnership_id": ["P1"]}), known).of_year(staged)
+    assert params["known_clients"] == [in_org("A", "C1"), in_org("B", "C2")]
+    bad = run_suite("client_surveys", {"y": (staged, params)}, CLIENT_SURVEYS.dtypes)["y"]
+    assert [(o.rule, o.column) for o in bad.failed] == [("client_id:unknown_client", "client_id")]
+    ok = run_suite("client_surveys", {"y": (staged.head(2), params)}, CLIENT_SURVEYS.dtypes)["y"]
+    assert ok.success, ok.failed
