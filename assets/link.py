@@ -191,7 +191,10 @@ def _link(
     merges = pl.concat([wh.read(PERSON_KEY_MERGES, [year]), result.merges]).unique().sort(
         "retired_key"
     )
-    all_merges = pl.concat([earlier_merges, merges]).unique()
+    # a re-run of an old year resolves keys through the merges later years found too:
+    # those partitions are this op's own output (state), not an input of the year
+    later = [y for y in wh.years(PERSON_KEY_MERGES) if y > year]
+    all_merges = pl.concat([earlier_merges, merges, wh.read(PERSON_KEY_MERGES, later)]).unique()
     splits = pl.concat(
         [
             wh.read(PERSON_KEY_SPLITS, [year]),
