@@ -1,10 +1,9 @@
-"""What every asset shares: owners, kinds, code version, the table behind each asset, and
-the release a step's outputs are written in."""
+"""What every asset shares: owners, kinds, code version, how a table becomes an asset,
+and the release a step's outputs are written in."""
 
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 import dagster as dg
 
@@ -35,7 +34,7 @@ def signpost(root: os.PathLike, step: str, partition: str | None) -> None:
             os.close(os.open(os.path.join(root, ".step", step, partition or "all"), os.O_RDONLY))
 
 
-@contextmanager
+@contextlib.contextmanager
 def step_release(
     context: dg.AssetExecutionContext, wh: Warehouse, tables: Sequence[Table]
 ) -> Iterator[Release]:

@@ -22,7 +22,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.partitions import partition_years
 from outcomes.config import ENV_LINKAGE_KEY, ENV_TRACE_STEPS
+from outcomes.indicators import input_files
 from pipelines.definitions import defs
 from pipelines.runner import RUNNER_STEP
 from tests.conftest import TEST_KEY
@@ -165,3 +167,16 @@ def test_a_read_outside_the_lineage_is_caught(tmp_path: Path) -> None:
     ])  # fmt: skip
     found = undeclared(steps_of(trace, wh))
     assert found == {("indicators", "2022", "linked_client_surveys", 2023)}
+
+
+@pytest.mark.parametrize("year", [2001, 2020])
+def test_the_indicators_lineage_is_the_definitions_input_windows(year: int) -> None:
+    """Provenance names the files of `outcomes.indicators.input_files`, the asset reads
+    through its partition mappings: the two statements of the windows must agree."""
+    files = input_files(year)
+    windows = {"linked_spells": files["spells"]["spells"],
+               "quarterly_wages": files["wages"]["wages"],
+               "linked_client_surveys": files["surveys"]["client_surveys"]}  # fmt: skip
+    lineage = declared("indicators", str(year))
+    for table, years in windows.items():
+        assert {y for t, y in lineage if t == table} == set(years) & set(partition_years())
