@@ -3,9 +3,11 @@ and the release a step's outputs are written in."""
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
+import polars as pl
 
 from assets.partitions import yearly
 from outcomes.config import trace_steps
@@ -22,16 +24,47 @@ IO_MANAGER = "io_manager"  # the warehouse IO manager (assets.io) under Dagster'
 _OPEN: dict[tuple[str, str], Release] = {}
 
 
+# assets that take every year of a run in one step (`outcomes run` gives them one run for
+# all years; a backfill from the UI too): their inputs and outputs are {year: frame}
+ONE_RUN = dg.BackfillPolicy.single_run()
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*`backfill_policy`")
+Years = dict[int, pl.LazyFrame]  # a ONE_RUN asset's input: each year's partitions
+
+
 def partition_year(context: dg.AssetExecutionContext) -> int:
     return int(context.partition_key)
 
 
-def signpost(root: os.PathLike, step: str, partition: str | None) -> None:
+def step_years(context: dg.AssetExecutionContext) -> list[int] | None:
+    """The years a step materializes (one, or a single run's range); None: unpartitioned."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    return [int(k) for k in context.partition_keys]
+
+
+def partition_label(years: Sequence[int] | None) -> str:
+    """How a step's partitions are named in signposts, locks and fault points."""
+    if not years:
+        return "all"
+    return str(years[0]) if len(years) == 1 else f"{years[0]}-{years[-1]}"
+
+
+def each_year(
+    context: dg.AssetExecutionContext, wh: Warehouse, *inputs: dict[int, pl.LazyFrame]
+) -> Iterator[tuple[int, tuple[pl.LazyFrame, ...]]]:
+    """A ONE_RUN asset's years in order, each with the inputs its lineage maps to it (the
+    IO manager's {year: frame}); the step signposts each year before reading it."""
+    for year in step_years(context) or []:
+        signpost(wh.root, context.op_def.name, str(year))
+        yield year, tuple(by_year[year] for by_year in inputs)
+
+
+def signpost(root: os.PathLike, step: str, partition: str) -> None:
     """With OUTCOMES_TRACE_STEPS=1, try to open a path that never exists, naming the step:
     an OS-level trace (strace) then tells which step opened each file after it."""
     if trace_steps():
         with contextlib.suppress(FileNotFoundError):
-            os.close(os.open(os.path.join(root, ".step", step, partition or "all"), os.O_RDONLY))
+            os.close(os.open(os.path.join(root, ".step", step, partition), os.O_RDONLY))
 
 
 @contextlib.contextmanager
@@ -42,12 +75,12 @@ def step_release(
     the partitions locked meanwhile (outcomes.release). Outputs yielded inside the block
     are written into it by the IO manager. Its label, `<step> <partition>`, is what a
     waiting writer is told and what OUTCOMES_FAULT names."""
-    key = context.partition_key if context.has_partition_key else None
-    signpost(wh.root, context.op_def.name, key)
-    year = int(key) if key else None
-    targets = [(t, year if t.by_year else None) for t in tables]
+    years = step_years(context)
+    label = partition_label(years)
+    signpost(wh.root, context.op_def.name, label)
+    targets = [(t, y) for t in tables for y in ((years or [None]) if t.by_year else [None])]
     step = (context.run.run_id, context.op_def.name)
-    with wh.release(f"{context.op_def.name} {key or 'all'}", targets) as release:
+    with wh.release(f"{context.op_def.name} {label}", targets) as release:
         _OPEN[step] = release
         try:
             yield release

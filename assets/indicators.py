@@ -5,7 +5,16 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from assets.common import inputs, output, partition_year, step_release, table_asset, table_spec
+from assets.common import (
+    ONE_RUN,
+    Years,
+    each_year,
+    inputs,
+    output,
+    step_release,
+    table_asset,
+    table_spec,
+)
 from assets.io import read_inputs
 from assets.partitions import earlier_years, this_and_next_year, yearly, years_up_to
 from assets.resources import OutcomesConfig
@@ -106,40 +115,58 @@ IMPACT_METHOD = (
     ],
     partitions_def=yearly,
     ins=inputs(*_INDICATOR_INPUTS) | {"published_before": dg.AssetIn(OUTCOME_INDICATORS.name)},
+    backfill_policy=ONE_RUN,
 )  # fmt: skip
 def indicators(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, linked_spells: pl.LazyFrame,
-    quarterly_wages: pl.LazyFrame, linked_client_surveys: pl.LazyFrame,
-    population: pl.LazyFrame, counties: pl.LazyFrame, load_ledger: pl.LazyFrame,
-    published_before: pl.LazyFrame,
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, linked_spells: Years,
+    quarterly_wages: Years, linked_client_surveys: Years, population: Years, counties: Years,
+    load_ledger: Years, published_before: Years,
 ):  # fmt: skip
-    """Every registered indicator for one year; published rows pass disclosure control,
-    and the provenance of each records the files, code and run behind it."""
-    year = partition_year(context)
-    min_cell = outcomes.min_cell
-    ledger = load_ledger.collect()
-    tables = indicator_tables(year, *_definitions_inputs(
-        linked_spells, quarterly_wages, linked_client_surveys, population, counties, ledger
-    ), min_cell)  # fmt: skip
-    published = tables.outcome_indicators
-    shown = pl.concat([published_before.collect(), conform(published, OUTCOME_INDICATORS)])
-    prov = indicator_provenance(ledger, year, context.run.run_id, code_version(),
-                                dt.datetime.now(dt.UTC))  # fmt: skip
-    by_group = tables.outcome_indicators_by_group
+    """Every registered indicator for each year of the run; published rows pass disclosure
+    control, and the provenance of each records the files, code and run behind it."""
+    min_cell, version = outcomes.min_cell, code_version()
+    panel, published, by_group, prov = {}, {}, {}, {}
+    years = each_year(context, outcomes.warehouse, linked_spells, quarterly_wages,
+                      linked_client_surveys, population, counties, load_ledger)  # fmt: skip
+    for year, (spells, wages, surveys, pop, fips, ledger_scan) in years:
+        ledger = ledger_scan.collect()
+        tables = indicator_tables(year, *_definitions_inputs(
+            spells, wages, surveys, pop, fips, ledger), min_cell)  # fmt: skip
+        panel[year], published[year] = tables.indicator_panel, tables.outcome_indicators
+        by_group[year] = tables.outcome_indicators_by_group
+        prov[year] = indicator_provenance(ledger, year, context.run.run_id, version,
+                                          dt.datetime.now(dt.UTC))  # fmt: skip
+    first = min(published)  # the charts: what was published before this run's years, and them
+    shown = pl.concat(
+        [
+            published_before[first].collect(),
+            *(conform(df, OUTCOME_INDICATORS) for df in published.values()),
+        ]
+    )
     out = [
-        (INDICATOR_PANEL, tables.indicator_panel, {}),
+        (INDICATOR_PANEL, panel, {}),
         (OUTCOME_INDICATORS, published, _suppressed(published, min_cell) | _trend_charts(shown)),
         (OUTCOME_INDICATORS_BY_GROUP, by_group, _suppressed(by_group, min_cell)),
         (INDICATOR_PROVENANCE, prov,
-         {"input_files": prov.select("file").n_unique(), "code_version": code_version()}),
+         {"input_files": _per_year({y: df.select("file").n_unique() for y, df in prov.items()}),
+          "code_version": version}),
     ]  # fmt: skip
     with step_release(context, outcomes.warehouse, [t for t, _, _ in out]):
         yield from (output(t, df, **extra) for t, df, extra in out)
 
 
-def _suppressed(published: pl.DataFrame, min_cell: int) -> dict[str, int]:
-    return {"suppressed_cells": published.filter(pl.col("suppression").is_not_null()).height,
-            "min_cell": min_cell}  # fmt: skip
+def _per_year(values: dict[int, int]) -> int | dict[str, int]:
+    """A figure of a step's years: the number itself when it covers one year (as every
+    partition's materialization carries it, a run over several gives each year's)."""
+    if len(values) == 1:
+        return next(iter(values.values()))
+    return {str(y): v for y, v in sorted(values.items())}
+
+
+def _suppressed(by_year: dict[int, pl.DataFrame], min_cell: int) -> dict[str, object]:
+    counts = {y: df.filter(pl.col("suppression").is_not_null()).height
+              for y, df in by_year.items()}  # fmt: skip
+    return {"suppressed_cells": _per_year(counts), "min_cell": min_cell}
 
 
 def _trend_charts(published: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -157,15 +184,15 @@ def data_dictionary_table(context: dg.AssetExecutionContext, outcomes: OutcomesC
         yield dg.Output(df, metadata={"tables": df.select("table").n_unique()})
 
 
-@table_asset(PARTNERSHIP_MATURITY, "partnerships",
+@table_asset(PARTNERSHIP_MATURITY, "partnerships", backfill_policy=ONE_RUN,
              ins=inputs(staged_table(PARTNERSHIP_SURVEYS).name))  # fmt: skip
 def partnership_maturity(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig,
-    staged_partnership_surveys: pl.LazyFrame,
-):  # fmt: skip
-    df = maturity_of(staged_partnership_surveys, partition_year(context))
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_partnership_surveys: Years
+):
+    by_year = {year: maturity_of(responses, year) for year, (responses,) in
+               each_year(context, outcomes.warehouse, staged_partnership_surveys)}  # fmt: skip
     with step_release(context, outcomes.warehouse, [PARTNERSHIP_MATURITY]):
-        yield dg.Output(df)
+        yield dg.Output(by_year)
 
 
 _IMPACT = ["partnerships", "counties"]  # and the cells of every year: published, or not

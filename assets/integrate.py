@@ -2,13 +2,14 @@
 
 Each table reads the record links of the records it carries (a survey's client may be a
 services record of any year up to the survey's) and the merges of every year: a merge
-found later re-resolves an earlier year's keys.
+found later re-resolves an earlier year's keys. Years are independent of each other, so
+every year of a run is integrated in one step.
 """
 
 import dagster as dg
 import polars as pl
 
-from assets.common import inputs, output, step_release, table_spec
+from assets.common import ONE_RUN, Years, each_year, inputs, output, step_release, table_spec
 from assets.partitions import yearly, years_up_to
 from assets.resources import OutcomesConfig
 from outcomes.integrate import ANALYTIC_OF, linked_spells, linked_surveys, quarterly_wages
@@ -40,18 +41,18 @@ def _integration(linked: Table):
         specs.append(table_spec(analytic, "integrate", [linked.name]))
     return dg.multi_asset(
         name=f"integrate_{linked.name}", specs=specs, partitions_def=yearly,
-        ins=inputs(*_UPSTREAM[linked.name]),
+        ins=inputs(*_UPSTREAM[linked.name]), backfill_policy=ONE_RUN,
     )  # fmt: skip
 
 
 def _released(context: dg.AssetExecutionContext, outcomes: OutcomesConfig, linked: Table,
-              df: pl.DataFrame):  # fmt: skip
+              by_year: dict[int, pl.DataFrame]):  # fmt: skip
     """The linked table and its analytic projection (no source ids), in one release."""
     analytic = ANALYTIC_OF.get(linked.name)
     with step_release(context, outcomes.warehouse, [linked, *([analytic] if analytic else [])]):
-        yield output(linked, df)
+        yield output(linked, by_year)
         if analytic is not None:
-            yield output(analytic, df)
+            yield output(analytic, by_year)
 
 
 def _links(record_links: pl.LazyFrame, merges: pl.LazyFrame) -> pl.DataFrame:
@@ -60,35 +61,41 @@ def _links(record_links: pl.LazyFrame, merges: pl.LazyFrame) -> pl.DataFrame:
 
 @_integration(LINKED_SPELLS)
 def integrate_spells(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_spells: pl.LazyFrame,
-    staged_services: pl.LazyFrame, record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_spells: Years,
+    staged_services: Years, record_links: Years, person_key_merges: Years,
 ):  # fmt: skip
     """Public spells and nonprofit enrollments with resolved person keys."""
-    links = _links(record_links, person_key_merges)
-    df = linked_spells(staged_spells.collect(), staged_services.collect(), links)
-    yield from _released(context, outcomes, LINKED_SPELLS, df)
+    years = each_year(context, outcomes.warehouse, staged_spells, staged_services, record_links,
+                      person_key_merges)  # fmt: skip
+    out = {year: linked_spells(spells.collect(), services.collect(), _links(links, merges))
+           for year, (spells, services, links, merges) in years}  # fmt: skip
+    yield from _released(context, outcomes, LINKED_SPELLS, out)
 
 
 @_integration(QUARTERLY_WAGES)
 def integrate_wages(
-    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_wages: pl.LazyFrame,
-    record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+    context: dg.AssetExecutionContext, outcomes: OutcomesConfig, staged_wages: Years,
+    record_links: Years, person_key_merges: Years,
 ):  # fmt: skip
     """Quarterly wage records with resolved person keys."""
-    df = quarterly_wages(staged_wages.collect(), _links(record_links, person_key_merges))
-    yield from _released(context, outcomes, QUARTERLY_WAGES, df)
+    years = each_year(context, outcomes.warehouse, staged_wages, record_links, person_key_merges)
+    out = {year: quarterly_wages(wages.collect(), _links(links, merges))
+           for year, (wages, links, merges) in years}  # fmt: skip
+    yield from _released(context, outcomes, QUARTERLY_WAGES, out)
 
 
 @_integration(LINKED_SURVEYS)
 def integrate_surveys(
     context: dg.AssetExecutionContext, outcomes: OutcomesConfig,
-    staged_client_surveys: pl.LazyFrame, staged_services: pl.LazyFrame,
-    record_links: pl.LazyFrame, person_key_merges: pl.LazyFrame,
+    staged_client_surveys: Years, staged_services: Years, record_links: Years,
+    person_key_merges: Years,
 ):  # fmt: skip
     """Client survey responses with the client's person key and county."""
-    links = _links(record_links, person_key_merges)
-    df = linked_surveys(staged_client_surveys.collect(), staged_services.collect(), links)
-    yield from _released(context, outcomes, LINKED_SURVEYS, df)
+    years = each_year(context, outcomes.warehouse, staged_client_surveys, staged_services,
+                      record_links, person_key_merges)  # fmt: skip
+    out = {year: linked_surveys(surveys.collect(), services.collect(), _links(links, merges))
+           for year, (surveys, services, links, merges) in years}  # fmt: skip
+    yield from _released(context, outcomes, LINKED_SURVEYS, out)
 
 
 integration = [integrate_spells, integrate_wages, integrate_surveys]

@@ -2,8 +2,9 @@
 
 Linking a year needs every earlier year linked; indicators for a year need the
 next year integrated (provisional flags, returns within 12 months). So a full
-run stages and links year by year, then integrates every year, then computes
-indicators, then the impact estimates over the whole panel.
+run stages and links year by year (a run each: a year's blocking checks stop its
+linkage), then integrates every year in one run, then computes every year's
+indicators in one run, then the impact estimates over the whole panel.
 """
 
 import dagster as dg
@@ -48,11 +49,15 @@ estimate_impact = dg.define_asset_job(
     "dictionary.",
 )
 
-# (job, runs once per year?) in the order a full run takes them
+# how a job's runs cover the years: once (unpartitioned), a run per year, or one run per
+# unbroken range of years (its assets take every year of the run in one step)
+ONCE, EACH_YEAR, YEAR_RANGES = "once", "each year", "year ranges"
+
+# (job, how it runs) in the order a full run takes them
 RUN_ORDER = (
-    (load_reference, False),
-    (stage_and_link, True),
-    (integrate, True),
-    (publish_indicators, True),
-    (estimate_impact, False),
+    (load_reference, ONCE),
+    (stage_and_link, EACH_YEAR),
+    (integrate, YEAR_RANGES),
+    (publish_indicators, YEAR_RANGES),
+    (estimate_impact, ONCE),
 )

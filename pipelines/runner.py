@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
-from assets.common import materialized, signpost
+from assets.common import materialized, partition_label, signpost
 from assets.partitions import partition_years
 from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED
@@ -32,9 +32,11 @@ from outcomes.schema import (
 from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
 from pipelines.definitions import build_definitions
-from pipelines.jobs import RUN_ORDER
+from pipelines.jobs import EACH_YEAR, ONCE, RUN_ORDER
 
 RUNNER_STEP = "runner"  # the runner's own reads between steps, in an OS-level trace
+# the tags of a single run over a range of partitions (what a UI backfill gives ONE_RUN assets)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -122,23 +124,66 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
-def plan(years: list[int]) -> list[tuple[str, int | None]]:
-    """(job name, year or None) in the order a full run takes them."""
-    return [(job.name, y) for job, per_year in RUN_ORDER for y in (years if per_year else [None])]
+def ranges(years: list[int]) -> list[list[int]]:
+    """The years as unbroken runs of consecutive years."""
+    out: list[list[int]] = []
+    for y in sorted(years):
+        if out and out[-1][-1] == y - 1:
+            out[-1].append(y)
+        else:
+            out.append([y])
+    return out
+
+
+def plan(years: list[int]) -> list[tuple[str, str | None]]:
+    """(job name, partition: a year, a range `first-last`, or None) in the order a full
+    run takes them, one Dagster run each."""
+
+    def partitions(how: str) -> list[list[int]] | list[None]:
+        if how == ONCE:
+            return [None]
+        return [[y] for y in years] if how == EACH_YEAR else ranges(years)
+
+    return [(job.name, part and partition_label(part)) for job, how in RUN_ORDER
+            for part in partitions(how)]  # fmt: skip
 
 
 def run_step(
-    defs: dg.Definitions, instance: dg.DagsterInstance, job: str, year: int | None
-) -> None:
-    """One job for one partition (or unpartitioned); raises RunFailed with the reason."""
+    defs: dg.Definitions, instance: dg.DagsterInstance, job: str, partition: str | None
+) -> list[tuple[str, float]]:
+    """One job for one partition or range (or unpartitioned); raises RunFailed with the
+    reason. Returns the seconds each of the run's steps took."""
+    first, _, last = (partition or "").partition("-")
+    tags = {}
+    if last:  # a range: one run whose assets take every year of it
+        tags = {RANGE_START: first, RANGE_END: last}
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
-        partition_key=str(year) if year else None,
+        partition_key=None if last else partition,
+        tags=tags,
         raise_on_error=False,
         run_config=QUIET,
     )
     if not result.success:
-        raise RunFailed(f"{job} {year or ''}: {_failure(result)}".replace("  ", " "))
+        raise RunFailed(f"{job} {partition or ''}: {_failure(result)}".replace("  ", " "))
+    return step_seconds(instance, result.run_id)
+
+
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, float]]:
+    """(step, seconds it took) in the order the steps started."""
+    stats = sorted(instance.get_run_step_stats(run_id), key=lambda s: s.start_time or 0)
+    return [(s.step_key, s.end_time - s.start_time) for s in stats if s.start_time and s.end_time]
+
+
+def step_lines(defs: dg.Definitions, timed: list[tuple[str, float]]) -> list[str]:
+    """A line per asset step of a run, and one for its checks together."""
+    graph = defs.resolve_asset_graph()
+    assets = {a.node_def.name for a in graph.assets_defs if a.is_executable and a.keys}
+    checks = [seconds for step, seconds in timed if step not in assets]
+    lines = [(step, seconds) for step, seconds in timed if step in assets]
+    if checks:
+        lines.append((f"{len(checks)} checks", sum(checks)))
+    return [f"{'':8}{step:<32}  {seconds:5.1f} s" for step, seconds in lines]
 
 
 def run_all(
@@ -161,16 +206,18 @@ def run_all(
     started = time.perf_counter()
     with linkage_key_in_env(key), dagster_instance() as instance:
         defs = build_definitions(OutcomesConfig.from_settings(settings))
-        for i, (job, year) in enumerate(steps, 1):
-            label = f"[{i:>2}/{len(steps)}] {job:<20} {year or 'all years'}"
+        for i, (job, partition) in enumerate(steps, 1):
+            label = f"[{i:>2}/{len(steps)}] {job:<20} {partition or 'all years':<10}"
             t0 = time.perf_counter()
             try:
-                run_step(defs, instance, job, year)
-                signpost(settings.warehouse_dir, RUNNER_STEP, None)
+                timed = run_step(defs, instance, job, partition)
+                signpost(settings.warehouse_dir, RUNNER_STEP, "all")
             except RunFailed:
                 echo(f"{label}  FAILED")
                 raise
             echo(f"{label}  {time.perf_counter() - t0:5.1f} s")
+            for line in step_lines(defs, timed):
+                echo(line)
             summary.steps += 1
         summary.seconds = time.perf_counter() - started
         summary.figures = figures(Warehouse(settings.warehouse_dir), years, instance)

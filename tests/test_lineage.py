@@ -1,7 +1,8 @@
 """The lineage Dagster draws is what each step reads, checked at the operating system.
 
 `outcomes run` runs under `strace -f -e trace=openat`, with OUTCOMES_TRACE_STEPS=1 so
-each step signposts itself (a failed open of `<warehouse>/.step/<op>/<partition>`).
+each step signposts itself (a failed open of `<warehouse>/.step/<op>/<partition>`; a
+step over several years signposts its range, then each year before reading it).
 Every warehouse table file opened for reading after a signpost is the step's, and must
 be a partition its lineage declares: a parent partition through the dependency's
 partition mapping, or a partition the step writes itself (its own last release, read
@@ -84,7 +85,11 @@ def undeclared(steps: dict[tuple[str, str | None], Step]) -> set[tuple]:
 
 
 def declared(op: str, partition: str | None) -> set[Partition]:
-    """The partitions of its parents that the lineage of `op`'s assets and checks names."""
+    """The partitions of its parents that the lineage of `op`'s assets and checks names
+    (for a range `first-last`, one step over several years: what any of them names)."""
+    if partition and "-" in partition:
+        first, last = map(int, partition.split("-"))
+        return set().union(*(declared(op, str(y)) for y in range(first, last + 1)))
     graph = defs.resolve_asset_graph()
     node = next(a for a in graph.assets_defs if a.is_executable and a.node_def.name == op)
     out: set[Partition] = set()
@@ -143,7 +148,11 @@ def test_the_trace_saw_every_step_and_what_it_read(traced) -> None:
     read = traced[("indicators", "2022")].read
     # spells up to the next year, wages of the year and the next: the declared windows
     assert {("linked_spells", 2022), ("linked_spells", 2023), ("quarterly_wages", 2023)} <= read
-    assert all(traced[(op, "2023")].wrote for op in ("staging", "linkage", "indicators"))
+    assert all(traced[(op, "2023")].wrote for op in ("staging", "linkage"))
+    # integration and indicators take both years in one step, and signpost each year
+    assert traced[("indicators", "2022-2023")].wrote >= {("outcome_indicators", 2022),
+                                                       ("outcome_indicators", 2023)}  # fmt: skip
+    assert traced[("integrate_linked_spells", "2023")].read
 
 
 def test_a_read_outside_the_lineage_is_caught(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ KILLS = [
     ("staging 2023@renamed:1", STAGING_WRITES, 2023, True),
     ("linkage 2023@written:3",
      [RECORD_LINKS, PERSON_KEY_MERGES, PERSON_KEY_SPLITS, LINKAGE_REVIEW], 2023, False),
-    ("indicators 2022@committed",
+    ("indicators 2022-2023@committed",
      [INDICATOR_PANEL, OUTCOME_INDICATORS, OUTCOME_INDICATORS_BY_GROUP, INDICATOR_PROVENANCE],
      2022, True),
 ]  # fmt: skip
