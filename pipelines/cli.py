@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 from outcomes.config import (
+    ENV_DAGSTER_HOME,
     ENV_LANDING_DIR,
     ENV_LINKAGE_KEY,
     ENV_WAREHOUSE_DIR,
@@ -25,6 +26,7 @@ from outcomes.config import (
 )
 
 DEMO_DIR = Path("demo")
+DEMO_INSTANCE = "dagster_home"  # under the demo folder
 DEMO_SCALE = 5000
 DEFAULT_SEED = 7
 
@@ -69,13 +71,22 @@ def _linkage_key() -> str:
 
 
 @contextmanager
-def _without(*names: str) -> Iterator[None]:
-    """These environment variables unset for a while."""
-    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+def _environ(values: dict[str, str | None]) -> Iterator[None]:
+    """These environment variables set (None: unset) for a while, then as they were."""
+    saved = {n: os.environ.get(n) for n in values}
     try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         yield
     finally:
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _run(settings: Settings, years: tuple[int, int] | None) -> None:
@@ -108,24 +119,40 @@ def main() -> None:
     """Longitudinal outcomes for public agencies and nonprofits working as partners."""
 
 
+def demo_instance(out: Path) -> Path:
+    """The demo's own Dagster instance (DAGSTER_HOME), kept beside its warehouse so that
+    `dagster dev` shows its runs, materializations and check results."""
+    home = (out / DEMO_INSTANCE).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("# the demo's instance: runs, event log and schedules in SQLite here\n"
+                          "telemetry:\n  enabled: false\n")  # fmt: skip
+    return home
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=DEMO_DIR, show_default=True)
 @click.option("--scale", type=click.IntRange(min=100), default=DEMO_SCALE, show_default=True)
-def demo(out: Path, scale: int) -> None:
+@click.option("--years", help="only these years of 2018-2023, for a quicker demo, e.g. 2022-2023")
+def demo(out: Path, scale: int, years: str | None) -> None:
     """Make the sample landing zone and materialize everything (into ./demo)."""
     from outcomes.sample import generate
 
     settings = _settings(out / "landing", out / "warehouse", demo=True)
+    span = _years(years)
     click.echo(f"generating {scale:,} sample persons into {out}/landing (truth in {out}/truth)")
-    generate(out, scale=scale, seed=DEFAULT_SEED)
-    with _without(ENV_LANDING_DIR, ENV_WAREHOUSE_DIR):
-        # the demo has its own folders: the Dagster definitions loaded on the way must
-        # not take a real warehouse's (which would need a real key) from the environment
+    generate(out, scale=scale, seed=DEFAULT_SEED,
+             years=range(span[0], span[1] + 1) if span else None)  # fmt: skip
+    home = demo_instance(out)
+    # the demo has its own folders and instance: the Dagster definitions loaded on the way
+    # must not take a real warehouse's (which would need a real key) from the environment
+    with _environ({ENV_LANDING_DIR: None, ENV_WAREHOUSE_DIR: None, ENV_DAGSTER_HOME: str(home)}):
         _run(settings, None)
     click.echo(
         f'\nexplore: outcomes query "select * from outcome_indicators limit 10" '
         f"(warehouse {out / 'warehouse'}), outcomes report --out {out / 'report.html'}, "
-        "or dagster dev"
+        f"or the Dagster UI on this demo: DAGSTER_HOME={home} dagster dev"
     )
 
 

@@ -17,7 +17,7 @@ from assets.common import materialized, partition_label, signpost
 from assets.partitions import partition_years
 from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED
-from outcomes.config import ENV_LINKAGE_KEY, Settings
+from outcomes.config import ENV_DAGSTER_HOME, ENV_LINKAGE_KEY, Settings
 from outcomes.ingest import discover
 from outcomes.link import resolve
 from outcomes.schema import (
@@ -82,7 +82,7 @@ def landing_years(settings: Settings, wanted: tuple[int, int] | None = None) -> 
 @contextmanager
 def dagster_instance():
     """The instance under DAGSTER_HOME when it is set, else a temporary one."""
-    if os.environ.get("DAGSTER_HOME"):
+    if os.environ.get(ENV_DAGSTER_HOME):
         with dg.DagsterInstance.get() as instance:
             yield instance
     else:

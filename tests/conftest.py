@@ -58,3 +58,23 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_HOME", str(home))
         return materialize(root / "landing", root / "warehouse")
+
+
+DEMO_YEARS = "2022-2023"  # a quicker demo than the default six years, the same command
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`outcomes demo` as a user runs it, in a process of its own: its folder."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DAGSTER_HOME", "OUTCOMES_LINKAGE_KEY")}  # fmt: skip
+    command = [Path(sys.executable).parent / "outcomes", "demo", "--out", out,
+               "--scale", "300", "--years", DEMO_YEARS]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
