@@ -24,6 +24,7 @@ ENV_EXPECTATIONS_DIR = "OUTCOMES_EXPECTATIONS_DIR"  # a deployment's own edited 
 ENV_LOCK_WAIT_SECONDS = "OUTCOMES_LOCK_WAIT_SECONDS"  # a writer waits this long for a partition
 ENV_FAULT = "OUTCOMES_FAULT"  # tests: the point where a step kills itself (outcomes.release)
 ENV_TRACE_STEPS = "OUTCOMES_TRACE_STEPS"  # tests: signpost each step for an OS-level trace
+ENV_ALERT_WEBHOOK = "OUTCOMES_ALERT_WEBHOOK_URL"  # where failed runs are POSTed (pipelines.alerts)
 ENV_DAGSTER_HOME = "DAGSTER_HOME"  # the Dagster instance's folder (Dagster's own variable)
 
 # Yearly partitions span this range; a landing file outside it is refused by name.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,12 +30,11 @@ from outcomes.schema import (
 )
 from outcomes.secret import check_key_fingerprint
 from outcomes.warehouse import Warehouse
+from pipelines.alerts import RANGE_END, RANGE_START, assets_by_op, failure_of
 from pipelines.definitions import build_definitions
 from pipelines.jobs import EACH_YEAR, ONCE, RUN_ORDER
 
 RUNNER_STEP = "runner"  # the runner's own reads between steps, in an OS-level trace
-# the tags of a single run over a range of partitions (what a UI backfill gives ONE_RUN assets)
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # the command line prints its own progress and errors; Dagster's event log keeps the rest
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -113,17 +111,6 @@ def linkage_key_in_env(key: str) -> Iterator[None]:
             os.environ[ENV_LINKAGE_KEY] = before
 
 
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure:
-            err = event.step_failure_data.error
-            while err is not None and err.cause is not None:  # the user code's own error
-                err = err.cause
-            message = err.message.strip() if err else "unknown error"
-            return re.sub(r"^[\w.]*(Failure|Error|Exception):\s*", "", message)
-    return "the run failed"
-
-
 def ranges(years: list[int]) -> list[list[int]]:
     """The years as unbroken runs of consecutive years."""
     out: list[list[int]] = []
@@ -156,7 +143,7 @@ def run_step(
     first, _, last = (partition or "").partition("-")
     tags = {}
     if last:  # a range: one run whose assets take every year of it
-        tags = {RANGE_START: first, RANGE_END: last}
+        tags = {RANGE_START: first, RANGE_END: last}  # Dagster's single-run backfill tags
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         partition_key=None if last else partition,
@@ -165,7 +152,8 @@ def run_step(
         run_config=QUIET,
     )
     if not result.success:
-        raise RunFailed(f"{job} {partition or ''}: {_failure(result)}".replace("  ", " "))
+        ops = assets_by_op([*(defs.assets or []), *(defs.asset_checks or [])])
+        raise RunFailed(failure_of(result.dagster_run, result.all_events, ops).message())
     return step_seconds(instance, result.run_id)
 
 

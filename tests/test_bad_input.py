@@ -187,7 +187,11 @@ def broken(handmade: Materialized, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_a_failed_partition_names_every_broken_file_on_stderr(broken: Broken):
     assert broken.exit_code == 1
-    assert broken.stderr.count("outcomes run failed: stage_and_link 2014: spells 2014: ") == 1
+    # the job, the partition, the step and the assets it writes, then the cause
+    step = "step staging (known_clients, load_ledger, quarantine, staged_client_surveys, "
+    step += "staged_partnership_surveys, staged_services, staged_spells, staged_wages)"
+    wanted = f"outcomes run failed: stage_and_link 2014: {step}: spells 2014: "
+    assert broken.stderr.count(wanted) == 1
     files = {rel for rel in _broken_files() if not rel.endswith("mapping.yaml")}
     assert set(broken.errors) == files
 
