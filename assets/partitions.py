@@ -14,7 +14,6 @@ yearly = dg.TimeWindowPartitionsDefinition(
 )
 
 
-
 def partition_years() -> range:
     """The reporting years a landing file may have: 2000 to the current year."""
     return range(FIRST_PARTITION_YEAR, int(yearly.get_last_partition_key() or 0) + 1)
@@ -44,3 +43,14 @@ def this_and_next_year() -> dg.TimeWindowPartitionMapping:
     return dg.TimeWindowPartitionMapping(
         start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True
     )
+
+
+def ranges(years: list[int]) -> list[list[int]]:
+    """The years as unbroken runs of consecutive years (a single run covers one)."""
+    out: list[list[int]] = []
+    for y in sorted(years):
+        if out and out[-1][-1] == y - 1:
+            out[-1].append(y)
+        else:
+            out.append([y])
+    return out

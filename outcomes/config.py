@@ -25,6 +25,7 @@ ENV_LOCK_WAIT_SECONDS = "OUTCOMES_LOCK_WAIT_SECONDS"  # a writer waits this long
 ENV_FAULT = "OUTCOMES_FAULT"  # tests: the point where a step kills itself (outcomes.release)
 ENV_TRACE_STEPS = "OUTCOMES_TRACE_STEPS"  # tests: signpost each step for an OS-level trace
 ENV_ALERT_WEBHOOK = "OUTCOMES_ALERT_WEBHOOK_URL"  # where failed runs are POSTed (pipelines.alerts)
+ENV_SETTLE_SECONDS = "OUTCOMES_SETTLE_SECONDS"  # a landing file unchanged this long is complete
 ENV_DAGSTER_HOME = "DAGSTER_HOME"  # the Dagster instance's folder (Dagster's own variable)
 
 # Yearly partitions span this range; a landing file outside it is refused by name.
@@ -35,6 +36,7 @@ DEFAULT_MIN_CELL = 11  # contract section 4: cells below this are suppressed
 LOWEST_MIN_CELL = 2  # below it nothing is suppressed: refused
 PARQUET_COMPRESSION = "zstd"
 DEFAULT_LOCK_WAIT_SECONDS = 60
+DEFAULT_SETTLE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -184,3 +186,16 @@ def fault_point() -> str | None:
 def trace_steps() -> bool:
     """Whether steps signpost themselves for an OS-level trace (tests/test_lineage.py)."""
     return os.environ.get(ENV_TRACE_STEPS) == "1"
+
+
+def settle_seconds() -> float:
+    """OUTCOMES_SETTLE_SECONDS: how long a landing file must stay unchanged before the
+    landing-zone sensor takes it (a `.done` marker beside it says so at once)."""
+    raw = os.environ.get(ENV_SETTLE_SECONDS, str(DEFAULT_SETTLE_SECONDS))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise SettingsError(f"{ENV_SETTLE_SECONDS} must be a number of seconds, got {raw!r}")
+    return value

@@ -7,7 +7,7 @@ from assets import indicators as indicator_assets
 from assets.common import IO_MANAGER
 from assets.io import WarehouseIOManager
 from assets.resources import OutcomesConfig
-from pipelines import alerts
+from pipelines import alerts, automation
 from pipelines.jobs import RUN_ORDER
 
 
@@ -29,7 +29,11 @@ def build_definitions(config: OutcomesConfig) -> dg.Definitions:
         assets=assets,
         asset_checks=asset_checks,
         jobs=[job for job, _ in RUN_ORDER],
-        sensors=[alerts.failure_sensor(alerts.assets_by_op([*assets, *asset_checks]))],
+        sensors=[
+            *automation.sensors,
+            alerts.failure_sensor(alerts.assets_by_op([*assets, *asset_checks])),
+        ],
+        schedules=automation.schedules,
         resources={
             "outcomes": config,
             IO_MANAGER: WarehouseIOManager(outcomes=config),

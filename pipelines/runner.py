@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import materialized, partition_label, signpost
-from assets.partitions import partition_years
+from assets.partitions import partition_years, ranges
 from assets.resources import OutcomesConfig
 from assets.validate import ZERO_PADDED
 from outcomes.config import ENV_DAGSTER_HOME, ENV_LINKAGE_KEY, Settings
@@ -109,17 +109,6 @@ def linkage_key_in_env(key: str) -> Iterator[None]:
             os.environ.pop(ENV_LINKAGE_KEY, None)
         else:
             os.environ[ENV_LINKAGE_KEY] = before
-
-
-def ranges(years: list[int]) -> list[list[int]]:
-    """The years as unbroken runs of consecutive years."""
-    out: list[list[int]] = []
-    for y in sorted(years):
-        if out and out[-1][-1] == y - 1:
-            out[-1].append(y)
-        else:
-            out.append([y])
-    return out
 
 
 def plan(years: list[int]) -> list[tuple[str, str | None]]:
