@@ -144,26 +144,27 @@ def carry_downstream(context: dg.RunStatusSensorContext, outcomes: OutcomesConfi
     return downstream_requests(finished, outcomes)
 
 
-def _year_request(year: int, note: str) -> dg.RunRequest:
-    return dg.RunRequest(partition_key=str(year), tags={"outcomes/schedule": note})
+def _year_schedule(name: str, cron: str, years_back: int, description: str):
+    """A schedule that stages and links one year: this one, or `years_back` before."""
+
+    @dg.schedule(name=name, job=stage_and_link, cron_schedule=cron, description=description)
+    def schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        year = context.scheduled_execution_time.year - years_back
+        return dg.RunRequest(partition_key=str(year), tags={"outcomes/schedule": name})
+
+    return schedule
 
 
-@dg.schedule(
-    name=MONTHLY_REFRESH, job=stage_and_link, cron_schedule="0 6 1 * *",
-    description="On the 1st of each month: stage and link the year in progress again (then "
+monthly_refresh = _year_schedule(
+    MONTHLY_REFRESH, "0 6 1 * *", 0,
+    "On the 1st of each month: stage and link the year in progress again (then "
     "carry_downstream integrates and publishes).",
 )  # fmt: skip
-def monthly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return _year_request(context.scheduled_execution_time.year, "monthly refresh")
-
-
-@dg.schedule(
-    name=YEARLY_FINALISATION, job=stage_and_link, cron_schedule="0 6 15 1 *",
-    description="On 15 January: stage and link the year just ended with its final "
-    "deliveries; then the indicators that waited for it are recomputed downstream.",
+yearly_finalisation = _year_schedule(
+    YEARLY_FINALISATION, "0 6 15 1 *", 1,
+    "On 15 January: stage and link the year just ended with its final deliveries; then "
+    "the indicators that waited for it are recomputed downstream.",
 )  # fmt: skip
-def yearly_finalisation(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return _year_request(context.scheduled_execution_time.year - 1, "yearly finalisation")
 
 
 sensors = [landing_zone, carry_downstream]
