@@ -52,7 +52,7 @@ class Measured:
     """One child process: wall from spawn to reap (start-up included), its own peak RSS."""
 
     job: str
-    year: int | None
+    year: str | None  # the run's partition: a year, a range `first-last`, or None
     wall_s: float
     inner_s: float | None  # the work alone, as timed inside the child
     peak_mib: float
@@ -61,7 +61,7 @@ class Measured:
 
 
 def measure(
-    job: str, year: int | None, args: list[str], env: dict[str, str], logs: Path,
+    job: str, year: str | None, args: list[str], env: dict[str, str], logs: Path,
     checkout: Path = REPO,
 ) -> Measured:  # fmt: skip
     """Run `python -m benchmarks.step ARGS` in `checkout` (whose code it then imports)

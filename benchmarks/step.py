@@ -1,6 +1,6 @@
 """One measured stage, in a process of its own, so its peak RSS is that stage's alone.
 
-    python -m benchmarks.step JOB YEAR            # YEAR is `all` for unpartitioned jobs
+    python -m benchmarks.step JOB PARTITION       # a year, a range 2018-2023, or `all`
     python -m benchmarks.step baseline            # imports, Definitions and instance only
     python -m benchmarks.step generate OUT SCALE SEED
 
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-def _pipeline(job: str | None, year: int | None) -> dict[str, object]:
+def _pipeline(job: str | None, partition: str | None) -> dict[str, object]:
     from assets.resources import OutcomesConfig
     from outcomes.config import Settings
     from pipelines.definitions import build_definitions
@@ -28,7 +28,7 @@ def _pipeline(job: str | None, year: int | None) -> dict[str, object]:
     with dagster_instance() as instance:
         t0 = time.perf_counter()
         if job is not None:  # the baseline stops here: what every step pays before working
-            run_step(defs, instance, job, year)
+            run_step(defs, instance, job, partition)
         return {"inner_s": time.perf_counter() - t0}
 
 
@@ -47,8 +47,8 @@ def main(argv: list[str]) -> int:
                 result = _generate(Path(out), int(scale), int(seed))
             case ["baseline"]:
                 result = _pipeline(None, None)
-            case [job, year]:
-                result = _pipeline(job, None if year == "all" else int(year))
+            case [job, partition]:
+                result = _pipeline(job, None if partition == "all" else partition)
             case _:
                 print(__doc__, file=sys.stderr)
                 return 2
