@@ -43,7 +43,7 @@ class Failure:
     def message(self) -> str:
         where = f"{self.job} {self.partition or ''}".strip()
         if self.step:
-            where += f": step {self.step} ({', '.join(self.assets)})" if self.assets else ""
+            where += f": step {self.step}" + (f" ({', '.join(self.assets)})" if self.assets else "")
         return f"{where}: {self.cause}"
 
     def payload(self) -> dict[str, object]:
